@@ -1,0 +1,76 @@
+"""Model adapters: resolve a model name (or a local Hugging Face folder) to an adapter instance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from mmbench.adapters.base import Adapter, ModelPreset
+from mmbench.capabilities import Capability
+from mmbench.errors import MMBenchError
+from mmbench.registry import MODELS
+from mmbench.specs import ModelSpec
+
+# A local folder given as --model is matched to an adapter by the architecture in its config.json.
+AUTO_ARCHITECTURES: dict[str, str] = {
+    "CLIPModel": "hf-clip",
+    "SiglipModel": "hf-clip",
+    "Siglip2Model": "hf-clip",
+    "AltCLIPModel": "hf-clip",
+    "ChineseCLIPModel": "hf-clip",
+}
+
+
+def _auto_adapter_for_folder(path: Path) -> str | None:
+    config = path / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        archs = json.loads(config.read_text()).get("architectures") or []
+    except json.JSONDecodeError:
+        raise MMBenchError(f"model folder {path}: config.json is not valid JSON; fix or re-save the model")
+    for arch in archs:
+        if arch in AUTO_ARCHITECTURES:
+            return AUTO_ARCHITECTURES[arch]
+    return None
+
+
+def resolve(spec: ModelSpec) -> tuple[Any, dict]:
+    """The registry entry (Adapter class or ModelPreset) for a spec and the raw args to build it with."""
+    if spec.name in MODELS:
+        return MODELS.get(spec.name), dict(spec.args)
+    path = Path(spec.name).expanduser()
+    if path.is_dir():
+        adapter = _auto_adapter_for_folder(path)
+        if adapter is None:
+            raise MMBenchError(f"model folder {path}: cannot tell which adapter loads it (no known architecture "
+                               f"in config.json); pass --model <adapter> --model-args pretrained={path}")
+        return MODELS.get(adapter), {"pretrained": str(path), **spec.args}
+    MODELS.get(spec.name)  # raises "unknown model ... did you mean"
+    raise AssertionError("unreachable")
+
+
+def capabilities_of(spec: ModelSpec) -> frozenset[Capability]:
+    entry, _ = resolve(spec)
+    return entry.capabilities
+
+
+def load_model(spec: ModelSpec, overrides: Mapping[str, str] | None = None) -> Adapter:
+    """Instantiate the adapter for ``spec``; ``overrides`` (e.g. device from --device) fill unset args."""
+    entry, raw = resolve(spec)
+    for key, value in (overrides or {}).items():
+        raw.setdefault(key, value)
+    if isinstance(entry, ModelPreset):
+        return entry.from_args(raw, name=spec.name)
+    if isinstance(entry, type) and issubclass(entry, Adapter):
+        return entry.from_args(raw, name=spec.name)
+    if callable(entry):  # a plugin factory: callable(args: dict) -> Adapter
+        adapter = entry(raw)
+        if not isinstance(adapter, Adapter):
+            raise MMBenchError(f"model {spec.name!r}: its factory returned {type(adapter).__name__}, not an Adapter")
+        return adapter
+    raise MMBenchError(f"model {spec.name!r}: registry entry {entry!r} is not an adapter")
+
+
+__all__ = ["Adapter", "ModelPreset", "AUTO_ARCHITECTURES", "resolve", "capabilities_of", "load_model"]

@@ -1,0 +1,176 @@
+"""The adapter base: typed model options from ``--model-args``, device/dtype handling and provenance."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+from mmbench.capabilities import Capability
+from mmbench.errors import MMBenchError
+from mmbench.specs import fingerprint
+
+DTYPES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16",
+          "bf16": "bfloat16", "bfloat16": "bfloat16", "auto": "auto"}
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    """Options every adapter accepts. Adapters subclass this to add their own fields."""
+
+    pretrained: str | None = None  # a hub name or a local folder
+    revision: str | None = None
+    device: str = "auto"  # auto: cuda when available, else cpu
+    dtype: str = "fp32"
+    batch_size: int | None = None  # overrides the task default and --batch-size for this model
+    trust_remote_code: bool = False  # only when the user asks for it
+
+
+def _coerce(value: str, typ: Any, key: str, cls_name: str) -> Any:
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if value.lower() in ("none", "null", ""):
+            return None
+        typ = args[0]
+    try:
+        if typ is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if typ in (int, float, str):
+            return typ(value)
+        if typing.get_origin(typ) is tuple:
+            return tuple(v for v in value.split("|") if v)
+    except ValueError:
+        raise MMBenchError(f"model arg {key}={value!r} for {cls_name}: expected {getattr(typ, '__name__', typ)}")
+    return value
+
+
+def parse_model_args(args_cls: type, raw: Mapping[str, Any], cls_name: str) -> Any:
+    """Build an Args dataclass from string options, naming the accepted keys on a wrong one."""
+    hints = typing.get_type_hints(args_cls)
+    names = [f.name for f in dataclasses.fields(args_cls)]
+    values = {}
+    for key, value in raw.items():
+        if key not in names:
+            import difflib
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise MMBenchError(f"unknown model arg {key!r} for {cls_name}: {hint}accepted: {', '.join(names)}")
+        values[key] = _coerce(value, hints[key], key, cls_name) if isinstance(value, str) else value
+    if "dtype" in values and values["dtype"] not in DTYPES:
+        raise MMBenchError(f"model arg dtype={values['dtype']!r}: use one of fp32, fp16, bf16, auto")
+    return args_cls(**values)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device in ("auto", "", None):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MMBenchError(f"device {device!r} requested but CUDA is not available here; use device=cpu")
+    return device
+
+
+def torch_dtype(name: str) -> Any:
+    import torch
+
+    resolved = DTYPES[name]
+    return "auto" if resolved == "auto" else getattr(torch, resolved)
+
+
+def hash_model_files(path: Path, full_limit: int = 64 << 20) -> str:
+    """Fingerprint a local model folder: every file's name and size, and its bytes (files over 64 MiB: the
+    first and last MiB only, so a 14 GB checkpoint is fingerprinted in milliseconds)."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        size = f.stat().st_size
+        h.update(f"{f.relative_to(path) if path.is_dir() else f.name}:{size}\n".encode())
+        with open(f, "rb") as fh:
+            if size <= full_limit:
+                h.update(fh.read())
+            else:
+                h.update(fh.read(1 << 20))
+                fh.seek(size - (1 << 20))
+                h.update(fh.read())
+    return h.hexdigest()[:16]
+
+
+class Adapter:
+    """Base of all model adapters. Subclasses set ``capabilities`` and ``Args`` and implement a protocol
+    from mmbench.capabilities."""
+
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    Args: ClassVar[type] = ModelArgs
+    default_batch_size: ClassVar[int | None] = None
+
+    def __init__(self, args: ModelArgs, name: str = "") -> None:
+        self.args = args
+        self.name = name or type(self).__name__
+        self.device = resolve_device(args.device)
+        # Event counts the runner reports per task (e.g. texts truncated by the text encoder).
+        self.counters: dict[str, int] = {}
+
+    @classmethod
+    def from_args(cls, raw: Mapping[str, Any], name: str = "") -> "Adapter":
+        return cls(parse_model_args(cls.Args, raw, name or cls.__name__), name=name)
+
+    # -- provenance -------------------------------------------------------------------------------
+    def weights_fingerprint(self) -> str:
+        """Identifies the weights: local files are hashed; hub models use name + resolved revision."""
+        p = self.args.pretrained
+        if p and Path(p).expanduser().exists():
+            return hash_model_files(Path(p).expanduser())
+        return fingerprint([p, self.args.revision, getattr(self, "resolved_revision", None)])
+
+    def describe(self) -> dict:
+        """What produced the outputs: adapter, weights, options, sizes. Written into every result."""
+        d = {"adapter": f"{type(self).__module__}.{type(self).__qualname__}", "name": self.name,
+             "capabilities": sorted(c.value for c in self.capabilities),
+             "args": dataclasses.asdict(self.args), "device": self.device,
+             "weights_fingerprint": self.weights_fingerprint()}
+        d.update(self.extra_description())
+        return d
+
+    def extra_description(self) -> dict:
+        return {}
+
+    def fingerprint(self) -> str:
+        """Everything that can change an output: cache key component for per-item outputs."""
+        args = dataclasses.asdict(self.args)
+        for k in ("device", "batch_size"):  # do not change outputs (beyond float noise)
+            args.pop(k, None)
+        return fingerprint([type(self).__qualname__, args, self.weights_fingerprint()])
+
+    def close(self) -> None:
+        """Release resources (processes, GPU memory)."""
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """A registered name for an adapter with fixed options (e.g. ``mini-clip`` = hf-clip + a folder)."""
+
+    adapter: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def adapter_class(self) -> type[Adapter]:
+        from mmbench.registry import MODELS
+
+        return MODELS.get(self.adapter)
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.adapter_class().capabilities
+
+    def from_args(self, raw: Mapping[str, Any], name: str = "") -> Adapter:
+        merged = {**{k: str(v) if not isinstance(v, str) else v for k, v in self.args.items()}, **raw}
+        return self.adapter_class().from_args(merged, name=name)

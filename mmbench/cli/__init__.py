@@ -1,0 +1,1 @@
+"""The mmbench command line: run, list, score (and the commands later issues add)."""

@@ -1,0 +1,172 @@
+"""Entry point: parses the command line and maps user errors to one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mmbench import __version__
+from mmbench.errors import MMBenchError
+
+DEFAULT_SUITE = "mini"
+
+
+def _csv(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def add_run_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="evaluate models on tasks (no arguments: the built-in mini suite)",
+                       description="Evaluate every model on every task that fits its capabilities and print "
+                                   "the results table. With no --model/--tasks/--suite, runs the built-in "
+                                   f"'{DEFAULT_SUITE}' suite.")
+    p.add_argument("--model", help="model name(s), comma-separated, or a local model folder")
+    p.add_argument("--tasks", help="task name(s) or task YAML file(s), comma-separated")
+    p.add_argument("--suite", help="a named suite of models and tasks (see `mmbench list suites`)")
+    p.add_argument("--model-args", default="", help="k=v,k2=v2 options for the model(s): pretrained, revision, "
+                                                     "device, dtype (fp32/fp16/bf16), batch_size, alias (the "
+                                                     "name results are filed under), ...")
+    p.add_argument("--batch-size", type=int, help="items per batch (default: the task's or model's default)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N items of each task (not comparable "
+                                             "to full-set scores)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--data-dir", type=Path, help="folder holding local copies of the tasks' data")
+    p.add_argument("--output-dir", type=Path, default=Path("mmbench-runs"),
+                   help="where run folders and the per-item cache go (default: ./mmbench-runs)")
+    p.add_argument("--store", type=Path, help="results store (SQLite; default: <output-dir>/results.sqlite)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--include-path", type=Path, action="append", default=[],
+                   help="an extra folder of task YAML files (repeatable)")
+    p.add_argument("--tag", action="append", default=[], help="a tag stored with the run (repeatable)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the per-item cache")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mmbench.report.console import results_table
+    from mmbench.runner import Runner
+    from mmbench.specs import ModelSpec, RunOptions, RunSpec, parse_kv_args
+    from mmbench.tasks.catalog import TaskCatalog
+
+    catalog = TaskCatalog(args.include_path)
+    model_names, task_names = _csv(args.model), _csv(args.tasks)
+    suite_name = args.suite or (None if (model_names or task_names) else DEFAULT_SUITE)
+    if suite_name:
+        suite = catalog.suite(suite_name)
+        model_names = model_names or list(suite.models)
+        task_names = task_names or list(suite.tasks)
+    elif not model_names or not task_names:
+        missing = "--tasks" if model_names else "--model"
+        raise MMBenchError(f"{missing} is missing: give both --model and --tasks, or --suite NAME "
+                           f"(no arguments at all runs the built-in '{DEFAULT_SUITE}' suite)")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise MMBenchError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.limit is not None and args.limit < 1:
+        raise MMBenchError(f"--limit must be >= 1, got {args.limit}")
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise MMBenchError(f"--data-dir {args.data_dir} is not a folder")
+    model_args = parse_kv_args(args.model_args)
+    alias = model_args.pop("alias", None)  # --model-args alias=NAME files the results under NAME
+    if alias and len(model_names) > 1:
+        raise MMBenchError("model arg alias= names one model; run the models separately to alias each")
+    spec = RunSpec(
+        models=tuple(ModelSpec(n, model_args, alias) for n in model_names),
+        tasks=tuple(catalog.task_spec(t) for t in task_names),
+        options=RunOptions(batch_size=args.batch_size, limit=args.limit, device=args.device,
+                           data_dir=args.data_dir, output_dir=args.output_dir, store=args.store,
+                           cache=not args.no_cache, seed=args.seed, tags=tuple(args.tag),
+                           show_progress=not args.no_progress and sys.stderr.isatty()),
+        suite=suite_name)
+    runner = Runner(spec.options, command=["mmbench", *sys.argv[1:]])
+    run, run_dir = runner.run(spec, strict=suite_name is None)
+    print(results_table(run, str(run_dir)))
+    return 0
+
+
+def add_list_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list registered models, tasks, suites, task kinds, metrics, data formats")
+    p.add_argument("what", choices=["models", "tasks", "suites", "kinds", "metrics", "data-formats"])
+    p.add_argument("--include-path", type=Path, action="append", default=[])
+    p.set_defaults(func=cmd_list)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from mmbench.registry import DATA_FORMATS, METRICS, MODELS, TASK_KINDS
+
+    if args.what == "models":
+        from mmbench.adapters import capabilities_of
+        from mmbench.specs import ModelSpec
+
+        rows = []
+        for name in MODELS.names():
+            try:
+                caps = ", ".join(sorted(c.value for c in capabilities_of(ModelSpec(name))))
+            except MMBenchError as exc:  # e.g. an extra that is not installed
+                caps = f"(unavailable: {exc})"
+            rows.append([name, caps])
+        print(tabulate(rows, headers=["model", "capabilities"], tablefmt="github"))
+    elif args.what in ("tasks", "suites"):
+        from mmbench.tasks.catalog import TaskCatalog
+
+        catalog = TaskCatalog(args.include_path)
+        if args.what == "tasks":
+            rows = [[d["task"], d["kind"], d["description"]] for d in map(catalog.describe, catalog.task_names())]
+            print(tabulate(rows, headers=["task", "kind", "description"], tablefmt="github"))
+        else:
+            rows = [[s.name, ", ".join(s.models), ", ".join(s.tasks)] for s in map(catalog.suite, catalog.suite_names())]
+            print(tabulate(rows, headers=["suite", "models", "tasks"], tablefmt="github"))
+    else:
+        registry = {"kinds": TASK_KINDS, "metrics": METRICS, "data-formats": DATA_FORMATS}[args.what]
+        print("\n".join(registry.names()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mmbench.cli import score
+
+    parser = argparse.ArgumentParser(prog="mmbench", description="Evaluate multimodal models.")
+    parser.add_argument("--version", action="version", version=f"mmbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_run_parser(sub)
+    add_list_parser(sub)
+    score.add_parser(sub)
+    mini = sub.add_parser("mini", help="the built-in mini suite: retrain its models")
+    mini_sub = mini.add_subparsers(dest="mini_command", metavar="SUBCOMMAND", required=True)
+    train = mini_sub.add_parser("train", help="retrain the mini model zoo from scratch (args passed through)",
+                                add_help=False)
+    train.set_defaults(func=cmd_mini_train)
+    return parser
+
+
+def cmd_mini_train(args: argparse.Namespace, extra: list[str]) -> int:
+    from mmbench.mini.train.driver import main as train_main
+
+    return int(train_main(extra) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv:
+        argv = ["run"]
+    args, extra = parser.parse_known_args(argv)
+    try:
+        if getattr(args, "func", None) is cmd_mini_train:
+            return cmd_mini_train(args, extra)
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except MMBenchError as exc:
+        print(f"mmbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mmbench: interrupted; finished items are cached: run the same command again to resume",
+              file=sys.stderr)
+        return 130

@@ -1,0 +1,106 @@
+"""``mmbench score KIND ...``: score predictions produced by any tool, print the metrics as JSON.
+
+Each kind's sub-command lives in the module listed in SCORE_COMMANDS (``add(sub)`` registers it), so
+adding a kind is one module and one line here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmbench.errors import MMBenchError
+from mmbench.registry import import_object
+
+SCORE_COMMANDS = [
+    "mmbench.cli.score:add_classification",
+    "mmbench.cli.score:add_retrieval",
+]
+
+
+def load_npy(path: Path, what: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise MMBenchError(f"{what} file {path} not found")
+    except (ValueError, OSError) as exc:
+        raise MMBenchError(f"{what} file {path} is not a readable .npy array ({exc}); save it with numpy.save")
+
+
+def load_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MMBenchError(f"{what} file {path} not found")
+    except json.JSONDecodeError as exc:
+        raise MMBenchError(f"{what} file {path} is not valid JSON (line {exc.lineno}: {exc.msg})")
+
+
+def emit(metrics: list, extra: dict | None = None) -> int:
+    out = {"metrics": {m.name: m.value for m in metrics}, "variants": {m.name: m.variant for m in metrics}}
+    if extra:
+        out.update(extra)
+    json.dump(out, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+# -- classification ------------------------------------------------------------------------------------
+def add_classification(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("classification", help="top-1/top-5/mean per-class recall from logits and labels")
+    p.add_argument("--logits", type=Path, required=True, help=".npy [n, classes] (NaN rows = failed items)")
+    p.add_argument("--labels", type=Path, required=True, help="JSON list of n class indices")
+    p.set_defaults(func=score_classification)
+
+
+def score_classification(args: argparse.Namespace) -> int:
+    from mmbench.metrics import classification
+
+    logits = load_npy(args.logits, "logits")
+    labels = load_json(args.labels, "labels")
+    if not isinstance(labels, list) or not all(isinstance(x, int) for x in labels):
+        raise MMBenchError(f"labels file {args.labels} must be a JSON list of integer class indices")
+    if logits.ndim != 2 or len(labels) != len(logits):
+        raise MMBenchError(f"shape mismatch: logits {list(logits.shape)} vs {len(labels)} labels; "
+                           f"expected logits [n, classes] with n = number of labels")
+    metrics, extra = classification.score(logits, np.asarray(labels))
+    return emit(metrics, {"n": len(labels), "n_failed": extra["n_failed"]})
+
+
+# -- retrieval -----------------------------------------------------------------------------------------
+def add_retrieval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("retrieval", help="image<->text recall@k from embeddings")
+    p.add_argument("--image-embeddings", type=Path, required=True, help=".npy [n_images, d]")
+    p.add_argument("--text-embeddings", type=Path, required=True, help=".npy [n_texts, d]")
+    p.add_argument("--text-image-index", type=Path, required=True,
+                   help="JSON list: for each text, the index of its image")
+    p.add_argument("--k", default="1,5,10", help="comma-separated k values (default 1,5,10)")
+    p.set_defaults(func=score_retrieval)
+
+
+def score_retrieval(args: argparse.Namespace) -> int:
+    from mmbench.metrics import retrieval
+
+    images = load_npy(args.image_embeddings, "image embeddings")
+    texts = load_npy(args.text_embeddings, "text embeddings")
+    index = load_json(args.text_image_index, "text->image index")
+    if not isinstance(index, list) or not all(isinstance(x, int) for x in index):
+        raise MMBenchError(f"{args.text_image_index} must be a JSON list of integer image indices")
+    try:
+        ks = tuple(int(k) for k in args.k.split(","))
+    except ValueError:
+        raise MMBenchError(f"--k {args.k!r}: expected comma-separated integers like 1,5,10")
+    metrics, _ = retrieval.score(images, texts, np.asarray(index), ks)
+    return emit(metrics, {"n_images": len(images), "n_texts": len(texts)})
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="score predictions made elsewhere (prints JSON)")
+    kinds = p.add_subparsers(dest="score_kind", metavar="KIND", required=True)
+    for target in SCORE_COMMANDS:
+        import_object(target)(kinds)

@@ -1,0 +1,247 @@
+"""Data formats: each loader turns a task's ``data:`` section into a DataSet of plain records.
+
+Records are dicts with a stable ``id`` plus whatever the task kind reads (``image``, ``label``,
+``captions``, ``question``...). Images stay undecoded (a path, bytes or a lazy reference) until the runner's
+prefetch thread decodes them, so a corrupt file fails its own item only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from mmbench.errors import DataError
+from mmbench.specs import fingerprint
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+
+
+@dataclass
+class DataContext:
+    """What a loader needs besides the task's ``data:`` section."""
+
+    task: str
+    data_dir: Path | None = None
+    help: str = ""  # how to obtain the data, from the task file: shown when it is missing
+
+
+@dataclass
+class DataSet:
+    records: list[dict]
+    fingerprint: str
+    description: str
+    class_names: list[str] | None = None
+    multilabel: bool = False
+    meta: dict = field(default_factory=dict)
+
+
+class HFImageRef:
+    """A lazy pointer to one image of a Hugging Face dataset (decoded only when the item is processed)."""
+
+    __slots__ = ("dataset", "column", "index")
+
+    def __init__(self, dataset: Any, column: str, index: int) -> None:
+        self.dataset, self.column, self.index = dataset, column, index
+
+    def fetch(self) -> Any:
+        return self.dataset[self.index][self.column]
+
+    def __repr__(self) -> str:
+        return f"<hf image #{self.index}>"
+
+
+def resolve_path(value: str | Path, ctx: DataContext, what: str) -> Path:
+    """A path from a task file: absolute, or relative to --data-dir (else the working directory)."""
+    p = Path(str(value)).expanduser()
+    if not p.is_absolute():
+        p = (ctx.data_dir or Path.cwd()) / p
+    if not p.exists():
+        where = f"--data-dir {ctx.data_dir}" if ctx.data_dir else "no --data-dir given"
+        hint = f" {ctx.help.strip()}" if ctx.help else ""
+        raise DataError(f"task {ctx.task!r}: {what} not found at {p} ({where}).{hint} "
+                        f"Pass --data-dir DIR where DIR/{value} exists.")
+    return p
+
+
+def _require(cfg: Mapping[str, Any], key: str, ctx: DataContext, fmt: str) -> Any:
+    if key not in cfg or cfg[key] in (None, ""):
+        raise DataError(f"task {ctx.task!r}: data format {fmt!r} needs `{key}:` in the task's data section")
+    return cfg[key]
+
+
+def _file_ref(path: Path, root: Path) -> list:
+    """What identifies an image file in a fingerprint: its relative path and size (content is not read)."""
+    try:
+        return [str(path.relative_to(root)), path.stat().st_size]
+    except (OSError, ValueError):
+        return [str(path), -1]
+
+
+def _read_json(path: Path, ctx: DataContext) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"task {ctx.task!r}: {path} is not valid JSON (line {exc.lineno}: {exc.msg}); "
+                        f"re-download or fix the file") from exc
+
+
+# -- formats -------------------------------------------------------------------------------------------
+def load_imagefolder(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
+    """``root/<class>/<image>``: classes are the sorted folder names (as torchvision's ImageFolder)."""
+    root = resolve_path(_require(cfg, "root", ctx, "imagefolder"), ctx, "image folder")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if not classes:
+        raise DataError(f"task {ctx.task!r}: {root} has no class sub-folders (expected root/<class>/<image>)")
+    exts = tuple(e.lower() for e in cfg.get("extensions", IMAGE_EXTENSIONS))
+    records = []
+    for label, cls in enumerate(classes):
+        for f in sorted((root / cls).rglob("*")):
+            if f.is_file() and f.suffix.lower() in exts:
+                records.append({"id": str(f.relative_to(root)), "image": f, "label": label})
+    if not records:
+        raise DataError(f"task {ctx.task!r}: no images with extensions {exts} under {root}")
+    fp = fingerprint(["imagefolder", classes, [[r["id"], r["label"], _file_ref(r["image"], root)[1]]
+                                                for r in records]])
+    return DataSet(records, fp, f"imagefolder {root} ({len(records)} images, {len(classes)} classes)",
+                   class_names=classes)
+
+
+def load_jsonl(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
+    """A manifest, one JSON object per line: ``{"image": path, "label": name|int}`` or ``"captions": [...]``.
+
+    Image paths are relative to the manifest's folder. ``id`` is optional (default: the line number).
+    """
+    path = resolve_path(_require(cfg, "path", ctx, "jsonl"), ctx, "JSONL manifest")
+    records, class_names = [], list(cfg.get("classes") or [])
+    seen: set[str] = set()
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"task {ctx.task!r}: {path} line {lineno} is not valid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise DataError(f"task {ctx.task!r}: {path} line {lineno} is not a JSON object")
+            rec = dict(row)
+            rec["id"] = str(row.get("id", lineno))
+            if rec["id"] in seen:
+                raise DataError(f"task {ctx.task!r}: {path} line {lineno}: duplicate id {rec['id']!r}")
+            seen.add(rec["id"])
+            if "image" in row:
+                rec["image"] = (path.parent / row["image"]) if not Path(row["image"]).is_absolute() \
+                    else Path(row["image"])
+            if "label" in row and isinstance(row["label"], str):
+                if row["label"] not in class_names:
+                    class_names.append(row["label"])
+                rec["label"] = class_names.index(row["label"])
+            records.append(rec)
+    if not records:
+        raise DataError(f"task {ctx.task!r}: manifest {path} has no records")
+    fp = fingerprint(["jsonl", hashlib.sha256(path.read_bytes()).hexdigest(), class_names,
+                      [_file_ref(r["image"], path.parent)[1] for r in records if "image" in r]])
+    return DataSet(records, fp, f"jsonl {path} ({len(records)} records)",
+                   class_names=class_names or None)
+
+
+def load_coco_captions(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
+    """COCO captions: ``captions_*.json`` (``images`` + ``annotations``) and the image folder."""
+    ann_path = resolve_path(_require(cfg, "annotations", ctx, "coco-captions"), ctx, "COCO captions file")
+    image_dir = resolve_path(_require(cfg, "images", ctx, "coco-captions"), ctx, "COCO image folder")
+    data = _read_json(ann_path, ctx)
+    if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
+        raise DataError(f"task {ctx.task!r}: {ann_path} is not a COCO captions file "
+                        f"(expected keys 'images' and 'annotations')")
+    caps: dict[Any, list[str]] = {}
+    for ann in data["annotations"]:
+        caps.setdefault(ann["image_id"], []).append(ann["caption"])
+    records = []
+    for img in sorted(data["images"], key=lambda i: i["id"]):
+        if img["id"] in caps:
+            records.append({"id": str(img["id"]), "image": image_dir / img["file_name"],
+                            "captions": caps[img["id"]]})
+    fp = fingerprint(["coco-captions", hashlib.sha256(ann_path.read_bytes()).hexdigest()])
+    return DataSet(records, fp, f"COCO captions {ann_path.name} ({len(records)} images)")
+
+
+def load_karpathy(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
+    """Karpathy splits (``dataset_coco.json``, ``dataset_flickr30k.json``): one split's images + sentences."""
+    ann_path = resolve_path(_require(cfg, "annotations", ctx, "karpathy"), ctx, "Karpathy split file")
+    image_dir = resolve_path(_require(cfg, "images", ctx, "karpathy"), ctx, "image folder")
+    split = cfg.get("split", "test")
+    data = _read_json(ann_path, ctx)
+    if not isinstance(data, dict) or "images" not in data:
+        raise DataError(f"task {ctx.task!r}: {ann_path} is not a Karpathy split file (no 'images' key)")
+    records = []
+    for img in data["images"]:
+        if img.get("split") != split:
+            continue
+        rel = Path(img.get("filepath", "")) / img["filename"]
+        image_id = img.get("cocoid", img.get("imgid", img["filename"]))
+        records.append({"id": str(image_id), "image": image_dir / rel,
+                        "captions": [s["raw"].strip() for s in img["sentences"]]})
+    if not records:
+        raise DataError(f"task {ctx.task!r}: no images with split {split!r} in {ann_path}")
+    fp = fingerprint(["karpathy", split, hashlib.sha256(ann_path.read_bytes()).hexdigest()])
+    return DataSet(records, fp, f"Karpathy {ann_path.name} split={split} ({len(records)} images)")
+
+
+def load_hf(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
+    """A Hugging Face dataset: a hub name, a local folder of data files, or a ``save_to_disk`` folder.
+
+    ``local:`` names a folder under --data-dir that is tried first, so the same task file works offline
+    with a local copy and online with the hub name in ``path:``.
+    """
+    import datasets  # heavy: imported only when a task uses it
+
+    source: str | Path = _require(cfg, "path", ctx, "hf")
+    if cfg.get("local") and ctx.data_dir and (ctx.data_dir / cfg["local"]).exists():
+        source = ctx.data_dir / cfg["local"]
+    elif Path(str(source)).expanduser().is_absolute() or (ctx.data_dir and (ctx.data_dir / str(source)).exists()):
+        source = resolve_path(source, ctx, "dataset folder")
+    split = cfg.get("split", "test")
+    try:
+        if isinstance(source, Path) and (source / "dataset_info.json").exists() or \
+                isinstance(source, Path) and (source / "dataset_dict.json").exists():
+            ds = datasets.load_from_disk(str(source))
+            if isinstance(ds, datasets.DatasetDict):
+                ds = ds[split]
+        else:
+            ds = datasets.load_dataset(str(source), cfg.get("name"), split=split,
+                                       revision=cfg.get("revision"))
+    except (FileNotFoundError, ConnectionError, ValueError, OSError) as exc:
+        hint = f" {ctx.help.strip()}" if ctx.help else ""
+        local = f" or put a local copy at --data-dir/{cfg['local']}" if cfg.get("local") else ""
+        raise DataError(f"task {ctx.task!r}: cannot load Hugging Face dataset {str(source)!r} split {split!r} "
+                        f"({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}).{hint} "
+                        f"Check the name/split{local}.") from exc
+    image_col = cfg.get("image_column", "image")
+    columns = ds.column_names
+    for key in ("image_column", "label_column", "captions_column", "id_column"):
+        col = cfg.get(key, "image" if key == "image_column" else None)
+        if col is not None and col not in columns:
+            raise DataError(f"task {ctx.task!r}: column {col!r} ({key}) not in dataset {str(source)!r}; "
+                            f"its columns are {columns}")
+    if image_col in columns:
+        ds = ds.cast_column(image_col, datasets.Image(decode=False))
+    ids = [str(x) for x in ds[cfg["id_column"]]] if cfg.get("id_column") else [str(i) for i in range(len(ds))]
+    records = [{"id": i, "image": HFImageRef(ds, image_col, n)} for n, i in enumerate(ids)]
+    class_names = None
+    if cfg.get("label_column"):
+        feature = ds.features[cfg["label_column"]]
+        labels = ds[cfg["label_column"]]
+        if hasattr(feature, "names"):
+            class_names = list(feature.names)
+        for rec, lab in zip(records, labels):
+            rec["label"] = lab
+    if cfg.get("captions_column"):
+        for rec, caps in zip(records, ds[cfg["captions_column"]]):
+            rec["captions"] = [caps] if isinstance(caps, str) else list(caps)
+    fp = fingerprint(["hf", getattr(ds, "_fingerprint", str(source)), split, sorted(cfg.items())])
+    return DataSet(records, fp, f"HF dataset {source} split={split} ({len(records)} rows)",
+                   class_names=class_names)

@@ -1,0 +1,42 @@
+"""The plain-data shapes shared by all metrics: a scored value with its provenance, and per-item statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+# Per-item statistics: every array has the number of items as its first dimension, so a resample of item
+# indices (a bootstrap) is ``{k: v[idx] for k, v in stats.items()}``.
+ItemStats = Mapping[str, np.ndarray]
+# Recomputes the corpus-level metric values from the statistics of a subset of items.
+Aggregator = Callable[[ItemStats], Mapping[str, float]]
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """One number and what produced it."""
+
+    name: str
+    value: float | None
+    variant: str
+    higher_is_better: bool = True
+    # Set when the metric could not be computed (e.g. SPICE without its jars): the value is then None,
+    # never 0, and the reason travels with it.
+    unavailable: str | None = None
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "value": self.value, "variant": self.variant,
+             "higher_is_better": self.higher_is_better}
+        if self.unavailable is not None:
+            d["unavailable"] = self.unavailable
+        if self.extra:
+            d["extra"] = dict(self.extra)
+        return d
+
+
+def subset(stats: ItemStats, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """The statistics of the items at ``idx`` (indices may repeat, as in a bootstrap resample)."""
+    return {k: np.asarray(v)[idx] for k, v in stats.items()}

@@ -1,0 +1,102 @@
+"""Image-text retrieval recall@k, as defined in the CLIP paper (and CLIP_benchmark).
+
+- text->image R@k: the share of captions whose own image is among the k images most similar to it;
+- image->text R@k: the share of images with *at least one* of their captions among the k most similar texts.
+Similarity is the cosine of L2-normalised embeddings, computed in float64. Ties are broken by index (a
+stable sort), so the result is the same on every platform and at every batch size of the scorer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mmbench.errors import MMBenchError
+from mmbench.metrics.base import ItemStats, MetricValue
+
+DEFAULT_KS = (1, 5, 10)
+_CHUNK = 1024  # queries per block: bounds memory at n_gallery x 1024 float64
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-12)
+
+
+def _stable_rank(sim: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rank (0 = best) of column ``target[r]`` in each row r, ties going to the lower index."""
+    rows = np.arange(len(sim))
+    value = sim[rows, target][:, None]
+    cols = np.arange(sim.shape[1])[None, :]
+    return (sim > value).sum(1) + ((sim == value) & (cols < target[:, None])).sum(1)
+
+
+def ranks(image_emb: np.ndarray, text_emb: np.ndarray, text_to_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rank of each caption's image among all images, rank of each image's best caption among all texts)."""
+    img, txt = normalize(image_emb), normalize(text_emb)
+    t2i = np.asarray(text_to_image, dtype=np.int64)
+    t2i_rank = np.concatenate([_stable_rank(txt[s:s + _CHUNK] @ img.T, t2i[s:s + _CHUNK])
+                               for s in range(0, len(txt), _CHUNK)]) if len(txt) else np.zeros(0, np.int64)
+    # For each image, its best caption (highest similarity, lowest index on a tie) has its smallest rank.
+    i2t_rank = np.empty(len(img), dtype=np.int64)
+    owner = t2i[None, :]
+    for s in range(0, len(img), _CHUNK):
+        sim = img[s:s + _CHUNK] @ txt.T
+        mine = owner == np.arange(s, s + len(sim))[:, None]
+        masked = np.where(mine, sim, -np.inf)
+        best = masked.argmax(axis=1)  # argmax returns the lowest index among equal maxima
+        i2t_rank[s:s + len(sim)] = _stable_rank(sim, best)
+    return t2i_rank, i2t_rank
+
+
+def item_stats(t2i_rank: np.ndarray, i2t_rank: np.ndarray, text_to_image: np.ndarray,
+               ks=DEFAULT_KS) -> dict[str, np.ndarray]:
+    """Per-image statistics (images are the items): its best-caption rank and, per k, how many of its
+    captions found it in the top k."""
+    n_img = len(i2t_rank)
+    t2i = np.asarray(text_to_image, dtype=np.int64)
+    stats = {"i2t_rank": i2t_rank.astype(np.int64),
+             "n_captions": np.bincount(t2i, minlength=n_img).astype(np.int64)}
+    for k in ks:
+        stats[f"t2i_hits@{k}"] = np.bincount(t2i, weights=(t2i_rank < k), minlength=n_img)
+    return stats
+
+
+def aggregate(stats: ItemStats) -> dict[str, float]:
+    """Recall@k from per-image statistics (any subset of images, e.g. a bootstrap resample)."""
+    out: dict[str, float] = {}
+    n_caps = float(np.sum(stats["n_captions"]))
+    for key in sorted(k for k in stats if k.startswith("t2i_hits@")):
+        k = int(key.split("@")[1])
+        out[f"t2i_R@{k}"] = float(np.sum(stats[key]) / n_caps) if n_caps else float("nan")
+        out[f"i2t_R@{k}"] = float(np.mean(np.asarray(stats["i2t_rank"]) < k))
+    return out
+
+
+def score(image_emb: np.ndarray, text_emb: np.ndarray, text_to_image, ks=DEFAULT_KS,
+          variant: str = "") -> tuple[list[MetricValue], dict]:
+    """Recall@k in both directions; returns metric values and per-image statistics."""
+    image_emb, text_emb = np.asarray(image_emb), np.asarray(text_emb)
+    t2i = np.asarray(text_to_image)
+    if image_emb.ndim != 2 or text_emb.ndim != 2 or image_emb.shape[1] != text_emb.shape[1]:
+        raise MMBenchError(f"retrieval: embeddings must be [n, d] with the same d; got images "
+                           f"{list(image_emb.shape)} and texts {list(text_emb.shape)}")
+    if t2i.shape != (len(text_emb),):
+        raise MMBenchError(f"retrieval: the text->image index needs one entry per text ({len(text_emb)}); "
+                           f"got {t2i.size}")
+    if len(t2i) and (t2i.min() < 0 or t2i.max() >= len(image_emb)):
+        raise MMBenchError(f"retrieval: text->image index values must be in [0, {len(image_emb) - 1}]; found "
+                           f"{int(t2i.min())}..{int(t2i.max())}")
+    t2i_rank, i2t_rank = ranks(image_emb, text_emb, t2i)
+    stats = item_stats(t2i_rank, i2t_rank, t2i, ks)
+    values = aggregate(stats)
+    suffix = f"; {variant}" if variant else ""
+    metrics = []
+    for k in ks:
+        metrics.append(MetricValue(f"t2i_R@{k}", values[f"t2i_R@{k}"],
+                                   f"text->image recall@{k} over {len(t2i)} captions x {len(image_emb)} "
+                                   f"images (CLIP-paper definition, cosine){suffix}"))
+    for k in ks:
+        metrics.append(MetricValue(f"i2t_R@{k}", values[f"i2t_R@{k}"],
+                                   f"image->text recall@{k}: hit when any of the image's captions is in the "
+                                   f"top {k} of {len(t2i)} (CLIP-paper definition){suffix}"))
+    return metrics, {"stats": stats, "t2i_rank": t2i_rank, "i2t_rank": i2t_rank}

@@ -1,0 +1,146 @@
+"""One generic registry for models, task kinds, tasks, metrics and data formats.
+
+Entries are registered with a decorator or lazily as ``"module:attr"`` strings (imported on first use), and
+third-party packages add entries through Python entry points. A wrong name gets "did you mean ...?".
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from importlib.metadata import entry_points
+from typing import Callable, Generic, Iterator, TypeVar
+
+from mmbench.errors import MMBenchError, UnknownNameError
+
+T = TypeVar("T")
+
+
+def import_object(target: str) -> object:
+    """Import ``"package.module:attr"`` (attr may be dotted)."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise MMBenchError(f"bad lazy reference {target!r}: expected 'package.module:attribute'")
+    obj: object = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class Registry(Generic[T]):
+    """Name -> object, with lazy entries, aliases, entry-point discovery and suggestions on a miss."""
+
+    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+        self.kind = kind
+        self.entry_point_group = entry_point_group
+        self._objects: dict[str, T] = {}
+        self._lazy: dict[str, str] = {}
+        self._aliases: dict[str, str] = {}
+        self._entry_points_loaded = entry_point_group is None
+
+    # -- registration ---------------------------------------------------------------------------
+    def register(self, name: str, obj: T | None = None, *, lazy: str | None = None,
+                 aliases: tuple[str, ...] = (), overwrite: bool = False) -> Callable[[T], T]:
+        """Register ``obj`` (or use as a decorator, or pass ``lazy="module:attr"``) under ``name``."""
+        if not overwrite and (name in self._objects or name in self._lazy):
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        for alias in aliases:
+            self._aliases[alias] = name
+        if lazy is not None:
+            self._lazy[name] = lazy
+            self._objects.pop(name, None)
+            return lambda o: o
+        if obj is not None:
+            self._objects[name] = obj
+            self._lazy.pop(name, None)
+            return lambda o: o
+
+        def decorator(o: T) -> T:
+            self._objects[name] = o
+            self._lazy.pop(name, None)
+            return o
+
+        return decorator
+
+    # -- lookup ---------------------------------------------------------------------------------
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        for ep in entry_points(group=self.entry_point_group):
+            if ep.name not in self._objects and ep.name not in self._lazy:
+                self._lazy[ep.name] = ep.value
+
+    def names(self) -> list[str]:
+        self._load_entry_points()
+        return sorted(set(self._objects) | set(self._lazy))
+
+    def __contains__(self, name: str) -> bool:
+        self._load_entry_points()
+        name = self._aliases.get(name, name)
+        return name in self._objects or name in self._lazy
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def get(self, name: str) -> T:
+        self._load_entry_points()
+        name = self._aliases.get(name, name)
+        if name in self._objects:
+            return self._objects[name]
+        if name in self._lazy:
+            try:
+                obj = import_object(self._lazy[name])
+            except ImportError as exc:
+                raise MMBenchError(f"{self.kind} {name!r} could not be imported ({exc}); "
+                                   f"install the package or extra it needs") from exc
+            self._objects[name] = obj  # type: ignore[assignment]
+            return obj  # type: ignore[return-value]
+        raise UnknownNameError(self.unknown_message(name))
+
+    def unknown_message(self, name: str) -> str:
+        candidates = self.names() + sorted(self._aliases)
+        close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else \
+            f"run `mmbench list {self.kind}s` to see them"
+        return f"unknown {self.kind} {name!r}: {hint}"
+
+
+# -- the registries ---------------------------------------------------------------------------------------
+# Built-in entries are lazy strings, so importing mmbench imports no model code, torch or transformers.
+
+#: model name -> an Adapter class (configured by --model-args) or a ModelPreset (an adapter + fixed args)
+MODELS: Registry = Registry("model", "mmbench.models")
+#: task kind -> a Task class; task *names* come from YAML files (see mmbench.tasks.catalog)
+TASK_KINDS: Registry = Registry("task kind")
+#: data format -> a loader function(config, context) -> DataSet
+DATA_FORMATS: Registry = Registry("data format", "mmbench.data_formats")
+#: metric family -> a module-level ``aggregate(stats)`` that recomputes corpus values from per-item stats
+METRICS: Registry = Registry("metric", "mmbench.metrics")
+
+for _name, _target in {
+    "hf-clip": "mmbench.adapters.hf_clip:HFDualEncoder",
+    "open-clip": "mmbench.adapters.open_clip:OpenCLIP",
+}.items():
+    MODELS.register(_name, lazy=_target)
+
+for _name, _target in {
+    "zeroshot-classification": "mmbench.tasks.classification:ZeroShotClassification",
+    "retrieval": "mmbench.tasks.retrieval:ImageTextRetrieval",
+}.items():
+    TASK_KINDS.register(_name, lazy=_target)
+
+for _name, _target in {
+    "imagefolder": "mmbench.data.sources:load_imagefolder",
+    "hf": "mmbench.data.sources:load_hf",
+    "jsonl": "mmbench.data.sources:load_jsonl",
+    "coco-captions": "mmbench.data.sources:load_coco_captions",
+    "karpathy": "mmbench.data.sources:load_karpathy",
+}.items():
+    DATA_FORMATS.register(_name, lazy=_target)
+
+for _name, _target in {
+    "classification": "mmbench.metrics.classification:aggregate",
+    "retrieval": "mmbench.metrics.retrieval:aggregate",
+}.items():
+    METRICS.register(_name, lazy=_target)

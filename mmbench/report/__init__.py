@@ -1,0 +1,1 @@
+"""Reports: the console results table, leaderboards, comparisons and plots."""

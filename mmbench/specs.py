@@ -1,0 +1,129 @@
+"""What to run, as frozen plain data (HELM-style specs), kept apart from the code that runs it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from mmbench.errors import MMBenchError
+
+
+def canonical_json(obj: Any) -> str:
+    """Stable JSON (sorted keys, no whitespace) for fingerprints."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+def fingerprint(obj: Any, length: int = 16) -> str:
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:length]
+
+
+def parse_kv_args(text: str | None, what: str = "--model-args") -> dict[str, str]:
+    """Parse ``k=v,k2=v2`` (a value may be double-quoted to hold commas) or a JSON object."""
+    if not text:
+        return {}
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise MMBenchError(f"{what}: malformed JSON ({exc.msg} at char {exc.pos}); "
+                               f"use k=v,k2=v2 or a JSON object") from exc
+        if not isinstance(obj, dict):
+            raise MMBenchError(f"{what}: expected a JSON object, got {type(obj).__name__}")
+        return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in obj.items()}
+    out: dict[str, str] = {}
+    parts, buf, quoted = [], [], False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+            continue
+        if ch == "," and not quoted:
+            parts.append("".join(buf))
+            buf = []
+        else:
+            buf.append(ch)
+    parts.append("".join(buf))
+    for part in parts:
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise MMBenchError(f"{what}: {part!r} is not of the form key=value (e.g. dtype=fp16,device=cpu)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model name (or a local folder) plus its options, as given by the user."""
+
+    name: str
+    args: Mapping[str, str] = field(default_factory=dict)
+    alias: str | None = None  # the name results are filed under (default: see display_name)
+
+    @property
+    def display_name(self) -> str:
+        """How the model is named in results: the alias, else ``name`` plus the weights it was pointed at
+        (``hf-clip:openai/clip-vit-base-patch32``; a local folder by its last two path parts)."""
+        if self.alias:
+            return self.alias
+        pretrained = self.args.get("pretrained")
+        if not pretrained:
+            return self.name
+        parts = Path(str(pretrained)).parts
+        short = "/".join(parts[-2:]) if Path(str(pretrained)).is_absolute() else str(pretrained)
+        return f"{self.name}:{short}"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "args": dict(self.args), "alias": self.alias}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task definition read from YAML: its name, its kind (the Python task type) and its settings."""
+
+    name: str
+    kind: str
+    config: Mapping[str, Any]
+    source: str = ""  # the YAML file it came from
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "config": dict(self.config), "source": self.source}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: batching, limits, where data comes from and where results go."""
+
+    batch_size: int | None = None  # None: the task's default
+    limit: int | None = None
+    device: str | None = None
+    data_dir: Path | None = None
+    output_dir: Path = Path("mmbench-runs")
+    store: Path | None = None  # None: <output_dir>/results.sqlite
+    cache: bool = True
+    seed: int = 0
+    tags: tuple[str, ...] = ()
+    prefetch: int = 1  # batches prepared ahead of the model in a background thread
+    show_progress: bool = True
+
+    @property
+    def store_path(self) -> Path:
+        return self.store if self.store is not None else self.output_dir / "results.sqlite"
+
+    @property
+    def cache_path(self) -> Path:
+        return self.output_dir / "cache.sqlite"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one ``mmbench run`` evaluates: every model on every task that fits it."""
+
+    models: tuple[ModelSpec, ...]
+    tasks: tuple[TaskSpec, ...]
+    options: RunOptions = RunOptions()
+    suite: str | None = None

@@ -1,0 +1,1 @@
+"""Task kinds (Python): classification, retrieval, ... Task definitions (YAML) live in the top-level tasks/."""

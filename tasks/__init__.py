@@ -1,0 +1,1 @@
+"""Built-in task definitions (YAML), shipped as package data of mmbench."""
