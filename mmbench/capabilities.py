@@ -80,9 +80,16 @@ class Generation:
 
 @runtime_checkable
 class ImagePromptToText(Protocol):
-    """Vision-language generators (LLaVA, Idefics, BLIP-2, any image-text-to-text model, served APIs)."""
+    """Vision-language generators (LLaVA, Idefics, BLIP-2, any image-text-to-text model, served APIs).
 
-    def generate(self, requests: Sequence[GenerationRequest], config: GenerationConfig) -> list[Generation]: ...
+    ``prepare`` builds the model inputs (prompt formatting, tokenisation with left padding, image
+    processing) on the CPU in the prefetch thread; ``generate`` runs the model on them. One Generation per
+    request, in order; greedy decoding must give the same text at any batch size.
+    """
+
+    def prepare(self, requests: Sequence[GenerationRequest], config: GenerationConfig) -> Any: ...
+
+    def generate(self, prepared: Any, config: GenerationConfig) -> list[Generation]: ...
 
 
 @runtime_checkable

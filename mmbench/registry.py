@@ -121,6 +121,10 @@ METRICS: Registry = Registry("metric", "mmbench.metrics")
 for _name, _target in {
     "hf-clip": "mmbench.adapters.hf_clip:HFDualEncoder",
     "open-clip": "mmbench.adapters.open_clip:OpenCLIP",
+    "hf-vlm": "mmbench.adapters.hf_vlm:HFImageTextToText",
+    "hf-llava": "mmbench.adapters.hf_vlm:LLAVA",
+    "hf-idefics": "mmbench.adapters.hf_vlm:IDEFICS",
+    "hf-blip2": "mmbench.adapters.hf_vlm:BLIP2",
 }.items():
     MODELS.register(_name, lazy=_target)
 
