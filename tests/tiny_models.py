@@ -55,6 +55,7 @@ def make_tiny_clip(folder: Path, seed: int = 0, image_size: int = 32) -> Path:
 def draw(colour: str, shape: str, size: int = 48, jitter: int = 0) -> Image.Image:
     img = Image.new("RGB", (size, size), (245, 245, 245))
     d = ImageDraw.Draw(img)
+    jitter = jitter % 14  # keep the shape at least 4 px wide
     lo, hi = 8 + jitter, size - 8 - jitter
     if shape == "circle":
         d.ellipse([lo, lo, hi, hi], fill=COLOURS[colour])
