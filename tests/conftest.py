@@ -34,3 +34,20 @@ def embed_tasks(tmp_path_factory) -> Path:
         "data: {format: imagefolder, root: shapes}\ntemplates: ['a photo of a {c}.', 'a {c}.']\n")
     (d / "r.yaml").write_text("task: tiny-retrieval\nkind: retrieval\ndata: {format: jsonl, path: caps/manifest.jsonl}\n")
     return d
+
+
+def pytest_addoption(parser):
+    parser.addoption("--require-openclip", action="store_true",
+                     help="fail (instead of skip) the open_clip tests when open_clip cannot be imported")
+
+
+@pytest.fixture(scope="session")
+def open_clip_module(request):
+    """The open_clip module, or a skip (a failure under --require-openclip, as in CI's extra environment)."""
+    try:
+        import open_clip
+    except ImportError as exc:
+        if request.config.getoption("--require-openclip"):
+            pytest.fail(f"open_clip is required here but cannot be imported: {exc}")
+        pytest.skip("open_clip not installed (the openclip extra)")
+    return open_clip

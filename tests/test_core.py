@@ -122,3 +122,15 @@ def test_unknown_task_key_is_caught(tmp_path, embed_data):
     spec = TaskCatalog([tmp_path]).task_spec("t")
     with pytest.raises(MMBenchError, match="unknown key 'template'.*did you mean 'templates'"):
         build_task(spec, TaskContext(data_dir=embed_data))
+
+
+def test_core_imports_without_torchvision():
+    """The core (CLI, runner, HF adapters) must not need torchvision; only the openclip extra does."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import mmbench.cli.main, mmbench.runner, mmbench.adapters.hf_clip, mmbench.tasks.retrieval;"
+            "from mmbench.cli.main import build_parser; build_parser();"
+            "print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
