@@ -125,12 +125,18 @@ for _name, _target in {
     "hf-llava": "mmbench.adapters.hf_vlm:LLAVA",
     "hf-idefics": "mmbench.adapters.hf_vlm:IDEFICS",
     "hf-blip2": "mmbench.adapters.hf_vlm:BLIP2",
+    "mini-clip": "mmbench.mini.zoo:MINI_CLIP",
+    "mini-llava": "mmbench.mini.zoo:MINI_LLAVA",
+    "mini-flamingo": "mmbench.mini.zoo:MINI_FLAMINGO",
+    "mini-llava-blind": "mmbench.mini.zoo:MINI_LLAVA_BLIND",
 }.items():
     MODELS.register(_name, lazy=_target)
 
 for _name, _target in {
     "zeroshot-classification": "mmbench.tasks.classification:ZeroShotClassification",
     "retrieval": "mmbench.tasks.retrieval:ImageTextRetrieval",
+    "vqa": "mmbench.tasks.vqa:VisualQuestionAnswering",
+    "captioning": "mmbench.tasks.captioning:ImageCaptioning",
 }.items():
     TASK_KINDS.register(_name, lazy=_target)
 
@@ -140,11 +146,17 @@ for _name, _target in {
     "jsonl": "mmbench.data.sources:load_jsonl",
     "coco-captions": "mmbench.data.sources:load_coco_captions",
     "karpathy": "mmbench.data.sources:load_karpathy",
+    "vqav2": "mmbench.data.vqa_sources:load_vqav2",
+    "textvqa": "mmbench.data.vqa_sources:load_textvqa",
+    "vizwiz": "mmbench.data.vqa_sources:load_vizwiz",
+    "mini-shapes": "mmbench.mini.source:load_mini_shapes",
 }.items():
     DATA_FORMATS.register(_name, lazy=_target)
 
 for _name, _target in {
     "classification": "mmbench.metrics.classification:aggregate",
     "retrieval": "mmbench.metrics.retrieval:aggregate",
+    "vqa": "mmbench.metrics.vqa:aggregate",
+    "captions": "mmbench.metrics.captions:aggregate",
 }.items():
     METRICS.register(_name, lazy=_target)

@@ -73,6 +73,8 @@ class Runner:
     def __init__(self, options: RunOptions, command: list[str] | None = None) -> None:
         self.options = options
         self.command = list(command or [])
+        # Run-wide resources tasks share (e.g. the Java caption scorer, started once per run); closed at the end.
+        self.shared: dict[str, Any] = {}
 
     # -- planning --------------------------------------------------------------------------------------
     def plan(self, spec: RunSpec, strict: bool = True) -> list[Pair]:
@@ -138,6 +140,9 @@ class Runner:
             store.close()
             if cache is not None:
                 cache.close()
+            for resource in self.shared.values():
+                getattr(resource, "close", lambda: None)()
+            self.shared.clear()
         return run, run_dir
 
     def batch_size(self, adapter: Adapter, task: Task) -> int:
@@ -170,13 +175,14 @@ class Runner:
     def evaluate(self, adapter: Adapter, task: Task, model_name: str, run_dir: Path,
                  cache: Cache | None) -> tuple[TaskResult, ScoreReport]:
         seed_everything(self.options.seed)
+        task.shared = self.shared
         items = task.items()
         model_fp, task_fp = adapter.fingerprint(), task.fingerprint()
         counters_before = dict(adapter.counters)
         outputs: dict[str, tuple[Any, float]] = cache.get_many(model_fp, task_fp, [it["id"] for it in items]) \
             if cache else {}
         n_cached = len(outputs)
-        todo = [it for it in items if it["id"] not in outputs]
+        todo = task.batch_order([it for it in items if it["id"] not in outputs])
         failures: dict[str, str] = {}
         memo_store: dict[str, Any] = {}
 

@@ -87,7 +87,7 @@ class HFDualEncoder(Adapter):
         return as_embedding(out).float().cpu().numpy()
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        full = self.tokenizer(list(texts))["input_ids"]
+        full = self.tokenizer(list(texts), verbose=False)["input_ids"]  # untruncated, only to count truncation
         self.counters["texts_truncated"] += sum(len(ids) > self.max_text_length for ids in full)
         enc = self.tokenizer(list(texts), padding=self.text_padding, truncation=True,
                              max_length=self.max_text_length, return_tensors="pt")

@@ -20,6 +20,8 @@ from mmbench.registry import import_object
 SCORE_COMMANDS = [
     "mmbench.cli.score:add_classification",
     "mmbench.cli.score:add_retrieval",
+    "mmbench.cli.score_text:add_vqa",
+    "mmbench.cli.score_text:add_captions",
 ]
 
 

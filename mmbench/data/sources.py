@@ -242,6 +242,13 @@ def load_hf(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
     if cfg.get("captions_column"):
         for rec, caps in zip(records, ds[cfg["captions_column"]]):
             rec["captions"] = [caps] if isinstance(caps, str) else list(caps)
+    # any other fields a task kind reads, e.g. {question: question, answers: answers, options: choices}
+    for field_name, column in dict(cfg.get("columns") or {}).items():
+        if column not in columns:
+            raise DataError(f"task {ctx.task!r}: column {column!r} (for {field_name!r}) not in dataset "
+                            f"{str(source)!r}; its columns are {columns}")
+        for rec, value in zip(records, ds[column]):
+            rec[field_name] = value
     fp = fingerprint(["hf", getattr(ds, "_fingerprint", str(source)), split, sorted(cfg.items())])
     return DataSet(records, fp, f"HF dataset {source} split={split} ({len(records)} rows)",
                    class_names=class_names)

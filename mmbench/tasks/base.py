@@ -140,6 +140,10 @@ class Task:
                          "is_subset": self.is_subset}}
 
     # -- the five steps ------------------------------------------------------------------------------
+    def batch_order(self, items: list[dict]) -> list[dict]:
+        """The order in which not-yet-cached items are batched (e.g. by prompt length); never changes scores."""
+        return items
+
     def setup(self, model: Any, memo: Callable[[str, Callable[[], Any]], Any]) -> None:
         """Once per (model, task) before the items: e.g. embed the class prompts. ``memo(key, fn)`` caches."""
 

@@ -1,0 +1,100 @@
+"""Shared machinery of the image+prompt->text task kinds (VQA, captioning): prompts, decoding settings,
+batching by prompt length, and the per-sample log of exactly what was sent and generated."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from mmbench.capabilities import Capability, GenerationConfig, GenerationRequest
+from mmbench.data.images import load_image
+from mmbench.errors import MMBenchError
+from mmbench.tasks.base import Batch, Task, decode_each
+
+ANSWER_EXTRACTIONS = {
+    "raw": "the generation as is (the metric's own normalisation applies)",
+    "first-line": "the first non-empty line of the generation",
+}
+
+
+@dataclass(frozen=True)
+class GenerativeConfig:
+    prompt: str = "{question}"  # the user prompt; {fields} are filled from the item
+    system: str | None = None
+    max_new_tokens: int = 32
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    num_beams: int = 1
+    stop: tuple[str, ...] = ()
+    answer_extraction: str = "raw"
+
+
+GENERATION_KEYS = ("max_new_tokens", "do_sample", "temperature", "top_p", "num_beams", "stop")
+
+
+class GenerativeTask(Task):
+    """Base of kinds that send one image + a prompt per item and read back text."""
+
+    requires: ClassVar[Capability] = Capability.GENERATE_TEXT
+    default_batch_size: ClassVar[int] = 8
+
+    def __init__(self, spec, ctx) -> None:
+        super().__init__(spec, ctx)
+        if self.config.answer_extraction not in ANSWER_EXTRACTIONS:
+            raise MMBenchError(f"task {self.name!r}: answer_extraction {self.config.answer_extraction!r} is not one "
+                               f"of {', '.join(ANSWER_EXTRACTIONS)}")
+        self.shared: dict[str, Any] = {}  # run-wide resources (e.g. the Java caption scorer), set by the runner
+
+    def generation_config(self) -> GenerationConfig:
+        c = self.config
+        return GenerationConfig(max_new_tokens=int(c.max_new_tokens), do_sample=bool(c.do_sample),
+                                temperature=float(c.temperature), top_p=float(c.top_p), num_beams=int(c.num_beams),
+                                stop=tuple(c.stop), seed=self.ctx.seed)
+
+    def prompt_fields(self, item: dict) -> dict:
+        """The values a prompt template can use for ``item`` (kinds add their own)."""
+        return {k: v for k, v in item.items() if isinstance(v, (str, int, float))}
+
+    def prompt(self, item: dict) -> str:
+        try:
+            return self.config.prompt.format(**self.prompt_fields(item))
+        except KeyError as exc:
+            raise MMBenchError(f"task {self.name!r}: prompt template {self.config.prompt!r} uses {{{exc.args[0]}}} "
+                               f"but item {item['id']!r} has no such field") from exc
+
+    def output_config(self) -> dict:
+        cfg = dataclasses.asdict(self.config)
+        return {"kind": self.kind, "config": cfg}
+
+    def describe(self) -> dict:
+        d = super().describe()
+        d["prompt_template"] = self.config.prompt
+        d["system_prompt"] = self.config.system
+        d["generation"] = self.generation_config().to_dict()
+        d["answer_extraction"] = f"{self.config.answer_extraction}: {ANSWER_EXTRACTIONS[self.config.answer_extraction]}"
+        return d
+
+    def batch_order(self, items: list[dict]) -> list[dict]:
+        """Longest prompts first, so a batch pads little (outputs do not depend on the batch)."""
+        return sorted(items, key=lambda it: -len(self.prompt(it)))
+
+    def extract(self, text: str) -> str:
+        if self.config.answer_extraction == "first-line":
+            return next((line.strip() for line in text.splitlines() if line.strip()), "")
+        return text
+
+    # -- steps ------------------------------------------------------------------------------------------
+    def prepare(self, model: Any, items: list[dict]) -> Batch:
+        ok, images, failed = decode_each(items, lambda it: load_image(it["image"]))
+        requests = [GenerationRequest(prompt=self.prompt(it), images=(img,), system=self.config.system)
+                    for it, img in zip(ok, images)]
+        payload = model.prepare(requests, self.generation_config()) if requests else None
+        return Batch(ok, payload, failed)
+
+    def predict(self, model: Any, batch: Batch) -> list[dict]:
+        gens = model.generate(batch.payload, self.generation_config())
+        if len(gens) != len(batch.items):
+            return gens  # the runner reports the count mismatch
+        return [{"generation": g.text, "prompt_sent": g.prompt_sent} for g in gens]
