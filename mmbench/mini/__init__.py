@@ -1,0 +1,1 @@
+"""The built-in mini suite: offline data and tiny reference models."""
