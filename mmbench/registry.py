@@ -125,6 +125,9 @@ for _name, _target in {
     "hf-llava": "mmbench.adapters.hf_vlm:LLAVA",
     "hf-idefics": "mmbench.adapters.hf_vlm:IDEFICS",
     "hf-blip2": "mmbench.adapters.hf_vlm:BLIP2",
+    "hf-whisper": "mmbench.adapters.speech_hf:Whisper",
+    "hf-speech": "mmbench.adapters.speech_hf:HFSpeechRecognizer",
+    "pocketsphinx": "mmbench.adapters.pocketsphinx:PocketSphinx",
     "mini-clip": "mmbench.mini.zoo:MINI_CLIP",
     "mini-llava": "mmbench.mini.zoo:MINI_LLAVA",
     "mini-flamingo": "mmbench.mini.zoo:MINI_FLAMINGO",
@@ -137,6 +140,7 @@ for _name, _target in {
     "retrieval": "mmbench.tasks.retrieval:ImageTextRetrieval",
     "vqa": "mmbench.tasks.vqa:VisualQuestionAnswering",
     "captioning": "mmbench.tasks.captioning:ImageCaptioning",
+    "asr": "mmbench.tasks.asr:SpeechRecognition",
 }.items():
     TASK_KINDS.register(_name, lazy=_target)
 
@@ -150,6 +154,9 @@ for _name, _target in {
     "textvqa": "mmbench.data.vqa_sources:load_textvqa",
     "vizwiz": "mmbench.data.vqa_sources:load_vizwiz",
     "mini-shapes": "mmbench.mini.source:load_mini_shapes",
+    "librispeech": "mmbench.data.speech_sources:load_librispeech",
+    "hf-audio": "mmbench.data.speech_sources:load_hf_audio",
+    "mini-speech": "mmbench.mini.speech:load_mini_speech",
 }.items():
     DATA_FORMATS.register(_name, lazy=_target)
 
@@ -158,5 +165,6 @@ for _name, _target in {
     "retrieval": "mmbench.metrics.retrieval:aggregate",
     "vqa": "mmbench.metrics.vqa:aggregate",
     "captions": "mmbench.metrics.captions:aggregate",
+    "wer": "mmbench.metrics.wer:aggregate",
 }.items():
     METRICS.register(_name, lazy=_target)

@@ -111,9 +111,10 @@ def load_imagefolder(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
 
 
 def load_jsonl(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
-    """A manifest, one JSON object per line: ``{"image": path, "label": name|int}`` or ``"captions": [...]``.
+    """A manifest, one JSON object per line: ``{"image": path, "label": name|int}``, ``"captions": [...]``,
+    ``{"image", "question", "answers"}`` or ``{"audio": path, "text"}``: every field reaches the task.
 
-    Image paths are relative to the manifest's folder. ``id`` is optional (default: the line number).
+    Image and audio paths are relative to the manifest's folder. ``id`` is optional (default: the line number).
     """
     path = resolve_path(_require(cfg, "path", ctx, "jsonl"), ctx, "JSONL manifest")
     records, class_names = [], list(cfg.get("classes") or [])
@@ -133,9 +134,9 @@ def load_jsonl(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
             if rec["id"] in seen:
                 raise DataError(f"task {ctx.task!r}: {path} line {lineno}: duplicate id {rec['id']!r}")
             seen.add(rec["id"])
-            if "image" in row:
-                rec["image"] = (path.parent / row["image"]) if not Path(row["image"]).is_absolute() \
-                    else Path(row["image"])
+            for media in ("image", "audio"):  # media paths are relative to the manifest's folder
+                if isinstance(row.get(media), str):
+                    rec[media] = path.parent / row[media] if not Path(row[media]).is_absolute() else Path(row[media])
             if "label" in row and isinstance(row["label"], str):
                 if row["label"] not in class_names:
                     class_names.append(row["label"])
@@ -144,7 +145,8 @@ def load_jsonl(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
     if not records:
         raise DataError(f"task {ctx.task!r}: manifest {path} has no records")
     fp = fingerprint(["jsonl", hashlib.sha256(path.read_bytes()).hexdigest(), class_names,
-                      [_file_ref(r["image"], path.parent)[1] for r in records if "image" in r]])
+                      [_file_ref(r[m], path.parent)[1] for r in records for m in ("image", "audio")
+                       if isinstance(r.get(m), Path)]])
     return DataSet(records, fp, f"jsonl {path} ({len(records)} records)",
                    class_names=class_names or None)
 
