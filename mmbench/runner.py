@@ -13,25 +13,25 @@ import random
 import re
 import secrets
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from itertools import islice
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from mmbench.adapters import Adapter, capabilities_of, load_model
+from mmbench.batching import BatchSizer
 from mmbench.cache import Cache
+from mmbench.distributed import Dist
 from mmbench.errors import CapabilityError, MMBenchError
 from mmbench.monitor import MemoryMonitor
 from mmbench.provenance import environment, git_revision, mmbench_version
 from mmbench.results import RunResult, TaskResult, Throughput
-from mmbench.specs import ModelSpec, RunOptions, RunSpec, TaskSpec
+from mmbench.specs import ModelSpec, RunOptions, RunSpec
+from mmbench.execution import predict_batch, prepared_batches
 from mmbench.store import Store, pack_stats
-from mmbench.tasks.base import Batch, ScoreReport, Task, TaskContext
+from mmbench.tasks.base import ScoreReport, Task, TaskContext
 from mmbench.tasks.catalog import build_task
 
 
@@ -44,7 +44,8 @@ def slug(name: str) -> str:
 
 
 def new_run_id() -> str:
-    return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    """Sortable by start time (microseconds), unique across processes (random suffix)."""
+    return datetime.now().strftime("%Y%m%d-%H%M%S-%f-") + secrets.token_hex(2)
 
 
 def seed_everything(seed: int) -> None:
@@ -75,6 +76,7 @@ class Runner:
         self.command = list(command or [])
         # Run-wide resources tasks share (e.g. the Java caption scorer, started once per run); closed at the end.
         self.shared: dict[str, Any] = {}
+        self.dist = Dist()
 
     # -- planning --------------------------------------------------------------------------------------
     def plan(self, spec: RunSpec, strict: bool = True) -> list[Pair]:
@@ -103,87 +105,85 @@ class Runner:
         return pairs
 
     # -- running ---------------------------------------------------------------------------------------
-    def run(self, spec: RunSpec, strict: bool = True) -> tuple[RunResult, Path]:
+    def run(self, spec: RunSpec, strict: bool = True) -> tuple[RunResult | None, Path | None]:
+        """Evaluate every pair. Under torchrun every rank runs this; only rank 0 writes results and returns
+        them (the other ranks return (None, None))."""
         pairs = self.plan(spec, strict)
-        run_id = new_run_id()
-        run_dir = self.options.output_dir / run_id
-        run_dir.mkdir(parents=True, exist_ok=False)
-        opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.options).items()}
-        run = RunResult(run_id=run_id, created_at=now_iso(), mmbench_version=mmbench_version(),
-                        git_revision=git_revision(), command=self.command, seed=self.options.seed,
-                        options=opts, environment=environment())
-        store = Store(self.options.store_path)
+        dist = self.dist = Dist.from_launcher()
+        run = run_dir = store = None
+        if dist.is_main:
+            run_id = dist.broadcast(new_run_id())
+            run_dir = self.options.output_dir / run_id
+            run_dir.mkdir(parents=True, exist_ok=False)
+            opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.options).items()}
+            run = RunResult(run_id=run_id, created_at=now_iso(), mmbench_version=mmbench_version(),
+                            git_revision=git_revision(), command=self.command, seed=self.options.seed,
+                            options={**opts, "world_size": dist.world_size}, environment=environment())
+            store = Store(self.options.store_path)
+            run.write(run_dir / "results.json")
+            store.save_run(run, run_dir, self.options.tags)
+        else:
+            dist.broadcast(None)
         cache = Cache(self.options.cache_path) if self.options.cache else None
-        run.write(run_dir / "results.json")
-        store.save_run(run, run_dir, self.options.tags)
         try:
             for pair in pairs:
-                overrides = {"device": self.options.device} if self.options.device else {}
-                adapter = load_model(pair.model, overrides)
+                device = dist.device(self.options.device)
+                adapter = load_model(pair.model, {"device": device} if device else {})
                 try:
                     for task in pair.tasks:
                         try:
                             result, report = self.evaluate(adapter, task, pair.model.display_name, run_dir, cache)
                         except MMBenchError as exc:
-                            run.failures.append({"model": pair.model.display_name, "task": task.name, "error": str(exc)})
+                            if run is not None:
+                                run.failures.append({"model": pair.model.display_name, "task": task.name,
+                                                     "error": str(exc)})
+                                run.write(run_dir / "results.json")
+                                store.save_run(run, run_dir, self.options.tags)
                             raise
-                        finally:
+                        if run is not None:
+                            run.results.append(result)
+                            store.add_result(run.run_id, result, report.item_ids, report.stats)
                             run.write(run_dir / "results.json")
                             store.save_run(run, run_dir, self.options.tags)
-                        run.results.append(result)
-                        store.add_result(run_id, result, report.item_ids, report.stats)
-                        run.write(run_dir / "results.json")
-                        store.save_run(run, run_dir, self.options.tags)
                 finally:
                     adapter.close()
         finally:
-            store.close()
+            if store is not None:
+                store.close()
             if cache is not None:
                 cache.close()
             for resource in self.shared.values():
                 getattr(resource, "close", lambda: None)()
             self.shared.clear()
+            dist.close()
         return run, run_dir
 
-    def batch_size(self, adapter: Adapter, task: Task) -> int:
-        for candidate in (adapter.args.batch_size, self.options.batch_size, task.spec.config.get("batch_size"),
-                          adapter.default_batch_size, task.default_batch_size):
-            if candidate:
-                if int(candidate) < 1:
-                    raise MMBenchError(f"batch size must be >= 1, got {candidate}")
-                return int(candidate)
-        return 1
+    def batch_sizer(self, adapter: Adapter, task: Task) -> BatchSizer:
+        """Model arg > --batch-size > the task file > the adapter's default > the kind's default."""
+        default = adapter.default_batch_size or task.default_batch_size
+        requested = next((c for c in (adapter.args.batch_size, self.options.batch_size,
+                                      task.spec.config.get("batch_size")) if c), None)
+        return BatchSizer.create(requested, int(default))
 
-    def _batches(self, adapter: Adapter, task: Task, items: list[dict], size: int) -> Iterator[Batch]:
-        """Prepare batches ``prefetch`` ahead in a background thread, yielding them in order."""
-        chunks = [items[i:i + size] for i in range(0, len(items), size)]
-        if self.options.prefetch <= 0:
-            for chunk in chunks:
-                yield task.prepare(adapter, chunk)
-            return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmbench-prefetch") as pool:
-            it = iter(chunks)
-            pending: deque[Future] = deque(pool.submit(task.prepare, adapter, c)
-                                           for c in islice(it, self.options.prefetch + 1))
-            while pending:
-                batch = pending.popleft().result()
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.append(pool.submit(task.prepare, adapter, nxt))
-                yield batch
-
-    def evaluate(self, adapter: Adapter, task: Task, model_name: str, run_dir: Path,
-                 cache: Cache | None) -> tuple[TaskResult, ScoreReport]:
+    def evaluate(self, adapter: Adapter, task: Task, model_name: str, run_dir: Path | None,
+                 cache: Cache | None) -> tuple[TaskResult | None, ScoreReport | None]:
+        """One (model, task). Items are sharded over the ranks; rank 0 gathers, scores and records."""
+        dist = self.dist
         seed_everything(self.options.seed)
         task.shared = self.shared
         items = task.items()
+        by_id = {it["id"]: it for it in items}
         model_fp, task_fp = adapter.fingerprint(), task.fingerprint()
         counters_before = dict(adapter.counters)
-        outputs: dict[str, tuple[Any, float]] = cache.get_many(model_fp, task_fp, [it["id"] for it in items]) \
-            if cache else {}
+        # Rank 0 reads the cache and decides what is left to do; every rank takes every world_size-th item
+        # of that list, so the split depends on the items, never on a previous run's process count.
+        outputs: dict[str, tuple[Any, float]] = {}
+        if dist.is_main and cache is not None:
+            outputs = cache.get_many(model_fp, task_fp, list(by_id))
+        todo_ids = dist.broadcast([it["id"] for it in task.batch_order([it for it in items if it["id"] not in outputs])]
+                                  if dist.is_main else None)
+        mine = [by_id[i] for i in todo_ids[dist.rank::dist.world_size]]
         n_cached = len(outputs)
-        todo = task.batch_order([it for it in items if it["id"] not in outputs])
-        failures: dict[str, str] = {}
         memo_store: dict[str, Any] = {}
 
         def memo(key: str, compute):
@@ -193,41 +193,46 @@ class Runner:
                 memo_store[key] = compute()
             return memo_store[key]
 
-        size = self.batch_size(adapter, task)
+        sizer = self.batch_sizer(adapter, task)
+        failures: dict[str, str] = {}
+        computed: dict[str, tuple[Any, float]] = {}
         start = time.perf_counter()
         with MemoryMonitor(adapter.device) as mem:
             task.setup(adapter, memo)
-            progress = _progress(len(items), f"{model_name} | {task.name}", self.options.show_progress)
+            progress = _progress(len(items), f"{model_name} | {task.name}", self.options.show_progress and dist.is_main)
             progress.update(n_cached)
             compute_start = time.perf_counter()
-            for batch in self._batches(adapter, task, todo, size):
-                failures.update(batch.failed)
-                if batch.items:
-                    t0 = time.perf_counter()
-                    outs = task.predict(adapter, batch)
-                    dt = time.perf_counter() - t0
-                    if not isinstance(outs, list) or len(outs) != len(batch.items):
-                        got = len(outs) if isinstance(outs, list) else type(outs).__name__
-                        raise MMBenchError(f"model {model_name!r} returned {got} outputs for a batch of "
-                                           f"{len(batch.items)} items on task {task.name!r}; the adapter must "
-                                           f"return one output per input")
-                    per_item = dt / len(batch.items)
-                    entries = [(it["id"], out, per_item) for it, out in zip(batch.items, outs)]
-                    if cache is not None:
-                        cache.put_many(model_fp, task_fp, entries)
-                    outputs.update({i: (o, s) for i, o, s in entries})
-                progress.update(len(batch.items) + len(batch.failed))
+            for batch in prepared_batches(task, adapter, mine, sizer, self.options.prefetch):
+                done, failed = predict_batch(task, adapter, batch, sizer, model_name) if batch.items \
+                    else ([], dict(batch.failed))
+                failures.update(failed)
+                if cache is not None and done:
+                    cache.put_many(model_fp, task_fp, [(it["id"], out, sec) for it, out, sec in done])
+                computed.update({it["id"]: (out, sec) for it, out, sec in done})
+                progress.update((len(done) + len(failed)) * dist.world_size)
+            gathered = dist.gather((computed, failures))
             compute_wall = time.perf_counter() - compute_start
             progress.close()
-            ordered = [outputs[it["id"]][0] if it["id"] in outputs else None for it in items]
-            report = task.score(items, ordered)
+            report = None
+            if dist.is_main:
+                for rank, (rank_computed, rank_failures) in enumerate(gathered):
+                    if rank and cache is not None and rank_computed:  # complete rank 0's cache across nodes
+                        cache.put_many(model_fp, task_fp, [(i, o, s) for i, (o, s) in rank_computed.items()])
+                    outputs.update(rank_computed)
+                    failures.update(rank_failures)
+                ordered = [outputs[it["id"]][0] if it["id"] in outputs else None for it in items]
+                report = task.score(items, ordered)
+        peak = dist.max(mem.result().bytes or 0)
+        if not dist.is_main:
+            return None, None
         wall = time.perf_counter() - start
         model_seconds = float(sum(s for _, s in outputs.values()))
-        n_computed = len(todo) - len(failures)
+        n_computed = len(todo_ids) - len(failures)
+        procs = f", {dist.world_size} processes" if dist.enabled else ""
         if n_computed > 0:
             throughput = Throughput(n_computed / compute_wall if compute_wall > 0 else None,
-                                    f"wall time of this invocation over {n_computed} computed items "
-                                    f"(decode + preprocess overlapped, batch size {size})", model_seconds)
+                                    f"wall time of this invocation over {n_computed} computed items (decode + "
+                                    f"preprocess overlapped, batch size {sizer.describe()}{procs})", model_seconds)
         else:
             throughput = Throughput(len(outputs) / model_seconds if model_seconds > 0 else None,
                                     "model time recorded in the cache (all items resumed)", model_seconds)
@@ -239,26 +244,30 @@ class Runner:
         if task.is_subset:
             notes.append(f"evaluated the first {len(items)} of {len(task.data.records)} items (--limit): "
                          f"not comparable to a full-set score")
-        for key, value in counters.items():
-            if value:
-                notes.append(f"{key}: {value}")
-        files = self.write_files(run_dir, model_name, task, items, ordered, failures, report)
+        if sizer.ooms:
+            notes.append(f"batch size {sizer.describe()}")
+        notes.extend(f"{key}: {value}" for key, value in counters.items() if value)
+        files = self.write_files(run_dir, model_name, task, items, failures, report)
+        peak_memory = mem.result()
+        peak_memory.bytes = peak
+        if dist.enabled:
+            peak_memory.kind += f" (max over {dist.world_size} processes)"
         result = TaskResult(
             model=model_name, task=task.name, kind=task.kind, metrics=[m.to_dict() for m in report.metrics],
             n_items=len(items), n_failed=len(failures), n_cached=n_cached, throughput=throughput,
-            wall_time_s=wall, peak_memory=mem.result(), model_info=adapter.describe(), task_info=task.describe(),
+            wall_time_s=wall, peak_memory=peak_memory, model_info=adapter.describe(), task_info=task.describe(),
             model_fingerprint=model_fp, task_fingerprint=task_fp, data_fingerprint=task.data.fingerprint,
             aggregator=report.aggregator, notes=notes, counters=counters, files=files, created_at=now_iso())
         return result, report
 
     def write_files(self, run_dir: Path, model_name: str, task: Task, items: list[dict],
-                    outputs: list[Any], failures: dict[str, str], report: ScoreReport) -> dict:
+                    failures: dict[str, str], report: ScoreReport) -> dict:
         """samples_<task>.jsonl, item_stats_<task>.npz and artifacts_<task>/ under <run>/<model>/."""
         out_dir = run_dir / slug(model_name)
         out_dir.mkdir(parents=True, exist_ok=True)
         samples_path = out_dir / f"samples_{slug(task.name)}.jsonl"
         with open(samples_path, "w", encoding="utf-8") as fh:
-            for item, output in zip(items, outputs):
+            for item in items:
                 line = {"id": item["id"], **report.samples.get(item["id"], {})}
                 if item["id"] in failures:
                     line["error"] = failures[item["id"]]

@@ -98,7 +98,7 @@ class TaskSpec:
 class RunOptions:
     """How to run: batching, limits, where data comes from and where results go."""
 
-    batch_size: int | None = None  # None: the task's default
+    batch_size: int | str | None = None  # None: the task's default; "auto": largest that fits (batching.py)
     limit: int | None = None
     device: str | None = None
     data_dir: Path | None = None

@@ -14,6 +14,7 @@ class CountingArgs(HFDualEncoderArgs):
     log: str | None = None  # append one line per embedded image batch: its size
     stop_after: int | None = None  # raise KeyboardInterrupt on this batch (in-process "kill")
     sleep: float = 0.0
+    oom_above: int | None = None  # simulate CUDA out-of-memory on image batches larger than this
 
 
 class CountingCLIP(HFDualEncoder):
@@ -30,6 +31,10 @@ class CountingCLIP(HFDualEncoder):
         self.batches += 1
         if self.args.stop_after is not None and self.batches > self.args.stop_after:
             raise KeyboardInterrupt
+        if self.args.oom_above is not None and len(batch) > self.args.oom_above:
+            import torch
+
+            raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (simulated at batch {len(batch)})")
         out = super().embed_images(batch)
         if self.args.log:
             with open(self.args.log, "a") as fh:

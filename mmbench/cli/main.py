@@ -12,6 +12,18 @@ from mmbench.errors import MMBenchError
 DEFAULT_SUITE = "mini"
 
 
+def _batch_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither an integer nor 'auto'")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _csv(text: str | None) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 
@@ -27,7 +39,8 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-args", default="", help="k=v,k2=v2 options for the model(s): pretrained, revision, "
                                                      "device, dtype (fp32/fp16/bf16), batch_size, alias (the "
                                                      "name results are filed under), ...")
-    p.add_argument("--batch-size", type=int, help="items per batch (default: the task's or model's default)")
+    p.add_argument("--batch-size", type=_batch_size, help="items per batch, or 'auto': start large and halve on "
+                                                           "out-of-memory (default: the task's or model's default)")
     p.add_argument("--limit", type=int, help="evaluate only the first N items of each task (not comparable "
                                              "to full-set scores)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
@@ -61,8 +74,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         missing = "--tasks" if model_names else "--model"
         raise MMBenchError(f"{missing} is missing: give both --model and --tasks, or --suite NAME "
                            f"(no arguments at all runs the built-in '{DEFAULT_SUITE}' suite)")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise MMBenchError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.limit is not None and args.limit < 1:
         raise MMBenchError(f"--limit must be >= 1, got {args.limit}")
     if args.data_dir is not None and not args.data_dir.is_dir():
@@ -81,7 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         suite=suite_name)
     runner = Runner(spec.options, command=["mmbench", *sys.argv[1:]])
     run, run_dir = runner.run(spec, strict=suite_name is None)
-    print(results_table(run, str(run_dir)))
+    if run is not None:  # under torchrun only rank 0 holds the results
+        print(results_table(run, str(run_dir)))
     return 0
 
 
