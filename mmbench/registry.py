@@ -128,10 +128,13 @@ for _name, _target in {
     "hf-whisper": "mmbench.adapters.speech_hf:Whisper",
     "hf-speech": "mmbench.adapters.speech_hf:HFSpeechRecognizer",
     "pocketsphinx": "mmbench.adapters.pocketsphinx:PocketSphinx",
+    "diffusers": "mmbench.adapters.diffusers_t2i:DiffusersTextToImage",
+    "image-folder": "mmbench.adapters.image_folder:ImageFolderGenerator",
     "mini-clip": "mmbench.mini.zoo:MINI_CLIP",
     "mini-llava": "mmbench.mini.zoo:MINI_LLAVA",
     "mini-flamingo": "mmbench.mini.zoo:MINI_FLAMINGO",
     "mini-llava-blind": "mmbench.mini.zoo:MINI_LLAVA_BLIND",
+    "mini-diffusion": "mmbench.mini.zoo:MINI_DIFFUSION",
 }.items():
     MODELS.register(_name, lazy=_target)
 
@@ -141,6 +144,7 @@ for _name, _target in {
     "vqa": "mmbench.tasks.vqa:VisualQuestionAnswering",
     "captioning": "mmbench.tasks.captioning:ImageCaptioning",
     "asr": "mmbench.tasks.asr:SpeechRecognition",
+    "text-to-image": "mmbench.tasks.text_to_image:TextToImage",
 }.items():
     TASK_KINDS.register(_name, lazy=_target)
 
@@ -166,5 +170,6 @@ for _name, _target in {
     "vqa": "mmbench.metrics.vqa:aggregate",
     "captions": "mmbench.metrics.captions:aggregate",
     "wer": "mmbench.metrics.wer:aggregate",
+    "image-generation": "mmbench.metrics.image_generation:aggregate",
 }.items():
     METRICS.register(_name, lazy=_target)

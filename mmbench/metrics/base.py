@@ -8,7 +8,8 @@ from typing import Callable, Mapping
 import numpy as np
 
 # Per-item statistics: every array has the number of items as its first dimension, so a resample of item
-# indices (a bootstrap) is ``{k: v[idx] for k, v in stats.items()}``.
+# indices (a bootstrap) is ``subset(stats, idx)``. Keys starting with CONST_PREFIX hold data that is the
+# same for every resample (e.g. the reference set's feature mean and covariance for FID): never resampled.
 ItemStats = Mapping[str, np.ndarray]
 # Recomputes the corpus-level metric values from the statistics of a subset of items.
 Aggregator = Callable[[ItemStats], Mapping[str, float]]
@@ -37,6 +38,10 @@ class MetricValue:
         return d
 
 
+CONST_PREFIX = "const:"
+
+
 def subset(stats: ItemStats, idx: np.ndarray) -> dict[str, np.ndarray]:
-    """The statistics of the items at ``idx`` (indices may repeat, as in a bootstrap resample)."""
-    return {k: np.asarray(v)[idx] for k, v in stats.items()}
+    """The statistics of the items at ``idx`` (indices may repeat, as in a bootstrap resample); constant
+    entries (CONST_PREFIX) are passed through unchanged."""
+    return {k: (np.asarray(v) if k.startswith(CONST_PREFIX) else np.asarray(v)[idx]) for k, v in stats.items()}

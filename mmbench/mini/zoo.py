@@ -23,3 +23,6 @@ MINI_FLAMINGO = ModelPreset("hf-idefics", {"pretrained": model_dir("mini-flaming
                             "cross-attention into mini-lm (shipped)")
 MINI_LLAVA_BLIND = ModelPreset("hf-llava", {"pretrained": model_dir("mini-llava-blind")},
                                "mini-llava's recipe trained on noise images: collapsed to text-only (shipped)")
+MINI_DIFFUSION = ModelPreset("diffusers", {"pretrained": model_dir("mini-diffusion")},
+                             "tiny class-conditional DDPM with classifier-free guidance, trained on mini-shapes "
+                             "(shipped, diffusers format)")
