@@ -11,11 +11,12 @@ from pathlib import Path
 
 import mmbench
 
-PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "numpy", "pillow", "scipy", "torchmetrics",
+PACKAGES = ("torch", "accelerate", "transformers", "tokenizers", "datasets", "numpy", "pillow", "scipy", "torchmetrics",
             "pycocoevalcap", "jiwer", "open_clip_torch", "torchvision", "diffusers", "pocketsphinx",
             "soundfile", "soxr", "whisper-normalizer")
 
 
+@lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
     out = {}
     for name in PACKAGES:
@@ -44,7 +45,7 @@ def git_revision() -> str | None:
 
 def environment() -> dict:
     env = {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
-           "packages": package_versions()}
+           "packages": dict(package_versions())}
     try:
         import torch
 

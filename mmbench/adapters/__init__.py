@@ -19,6 +19,11 @@ AUTO_ARCHITECTURES: dict[str, str] = {
     "Siglip2Model": "hf-clip",
     "AltCLIPModel": "hf-clip",
     "ChineseCLIPModel": "hf-clip",
+    **{arch: "hf-vlm" for arch in (
+        "LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration", "LlavaOnevisionForConditionalGeneration",
+        "IdeficsForVisionText2Text", "Idefics2ForConditionalGeneration", "Idefics3ForConditionalGeneration",
+        "SmolVLMForConditionalGeneration", "Blip2ForConditionalGeneration", "InstructBlipForConditionalGeneration",
+        "PaliGemmaForConditionalGeneration", "Qwen2VLForConditionalGeneration")},
 }
 
 

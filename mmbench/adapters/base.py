@@ -146,9 +146,13 @@ class Adapter:
     def fingerprint(self) -> str:
         """Everything that can change an output: cache key component for per-item outputs."""
         args = dataclasses.asdict(self.args)
-        for k in ("device", "batch_size"):  # do not change outputs (beyond float noise)
+        for k in ("device", "batch_size", "device_map"):  # do not change outputs (beyond float noise)
             args.pop(k, None)
-        return fingerprint([type(self).__qualname__, args, self.weights_fingerprint()])
+        # processors, chat-template rendering and model code change between library versions
+        from mmbench.provenance import package_versions
+
+        versions = {k: v for k, v in package_versions().items() if k in ("transformers", "tokenizers")}
+        return fingerprint([type(self).__qualname__, args, self.weights_fingerprint(), versions])
 
     def close(self) -> None:
         """Release resources (processes, GPU memory)."""

@@ -1,0 +1,320 @@
+"""Hugging Face image+prompt->text models (LLaVA, LLaVA-NeXT, Idefics, BLIP-2, any image-text-to-text model)
+through AutoProcessor, the processor's chat template and ``generate``, batched with left padding.
+
+``hf-vlm`` is the generic adapter; ``hf-llava``, ``hf-idefics`` and ``hf-blip2`` are presets of it that only
+set the prompt layout used when a checkpoint has no chat template. Everything else (where images go, BOS,
+pad token) is detected from the processor and config.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+from mmbench.adapters.base import Adapter, ModelArgs, ModelPreset, torch_dtype
+from mmbench.adapters.hf_vlm_prompts import (ChatTemplate, PromptBuilder, detect_image_slots,
+                                             is_left_padded, resolve_chat_template)
+from mmbench.capabilities import Capability, Generation, GenerationConfig, GenerationRequest
+from mmbench.errors import MMBenchError
+from mmbench.specs import fingerprint
+
+
+@dataclass(frozen=True)
+class HFVLMArgs(ModelArgs):
+    # auto: the processor's chat template when it has one; none: use prompt_format; or a Jinja file's path
+    chat_template: str = "auto"
+    # used without a chat template: {prompt} (required), {image} (the image placeholders; default: in front),
+    # {system} (default: the system prompt and a newline in front)
+    prompt_format: str = "{prompt}"
+    system_prompt: str | None = None  # for requests that bring none
+    device_map: str | None = None  # passed to from_pretrained (e.g. "auto" for large models)
+    model_class: str = "auto"  # auto: AutoModelForImageTextToText (or the config's architecture); else a class
+    attn_implementation: str | None = None  # passed to from_pretrained (eager, sdpa, ...)
+
+
+@dataclass
+class PreparedBatch:
+    """What ``prepare`` hands to ``generate``: processor outputs on the CPU (one per sub-batch) and the exact
+    prompts."""
+
+    inputs: list[Any]
+    prompts: list[str]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:240]
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists()
+
+
+class HFImageTextToText(Adapter):
+    """Any transformers image-text-to-text model with a processor (hub name or local folder).
+
+    Greedy decoding gives the same text at any batch size (left padding, attention masks, position ids from
+    the mask). Sampled text is seeded per batch with ``config.seed``, so it depends on batch composition.
+    """
+
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.GENERATE_TEXT})
+    Args: ClassVar[type] = HFVLMArgs
+    default_batch_size = 8
+
+    def __init__(self, args: HFVLMArgs, name: str = "") -> None:
+        super().__init__(args, name)
+        if not args.pretrained:
+            raise MMBenchError(f"{self.name} needs pretrained=<hub name or local folder> in --model-args")
+        import torch
+
+        self.torch = torch
+        self.processor, self.model = self._load(args)
+        self.tokenizer = getattr(self.processor, "tokenizer", None)
+        if self.tokenizer is None:
+            raise MMBenchError(f"{args.pretrained!r}: its processor {type(self.processor).__name__} has no tokenizer; "
+                               f"it is not an image-text-to-text model")
+        self.resolved_revision = getattr(self.model.config, "_commit_hash", None)
+        self.dtype = next(self.model.parameters()).dtype
+        self.input_device = self.model.device if args.device_map else self.device
+        # Batched generation needs prompts padded on the left, so new tokens follow every prompt directly.
+        self.tokenizer.padding_side = "left"
+        self.pad_token_policy = "tokenizer"
+        if self.tokenizer.pad_token is None:
+            if self.tokenizer.eos_token is None:
+                raise MMBenchError(f"{args.pretrained!r}: the tokenizer has neither a pad nor an EOS token; "
+                                   f"add a pad token to the tokenizer files")
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+            self.pad_token_policy = "eos-as-pad (the tokenizer has no pad token)"
+        gen_cfg = self.model.generation_config
+        eos = gen_cfg.eos_token_id if gen_cfg.eos_token_id is not None else self.tokenizer.eos_token_id
+        self.eos_token_ids: list[int] = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        self.is_encoder_decoder = bool(getattr(self.model.config, "is_encoder_decoder", False) or getattr(
+            getattr(self.model.config, "text_config", None), "is_encoder_decoder", False))
+        self.template: ChatTemplate = resolve_chat_template(args.chat_template, self.processor)
+        self.prompts = PromptBuilder(self.processor, self.template, args.prompt_format, args.system_prompt,
+                                     detect_image_slots(self.processor, self.model.config.model_type))
+        # prepare() runs in the prefetch thread while generate() decodes: a Rust tokenizer must not be
+        # reconfigured (padding) while another thread uses it ("Already borrowed"), so both take this lock.
+        self._tokenizer_lock = threading.Lock()
+        self._stop_criteria: dict[tuple[str, ...], Any] = {}
+        self.counters = {"empty_generations": 0, "unbatched_requests": 0}
+
+    # -- loading ----------------------------------------------------------------------------------
+    def _load(self, args: HFVLMArgs) -> tuple[Any, Any]:
+        from transformers import AutoConfig, AutoProcessor
+
+        where = args.pretrained
+        if _looks_like_path(where) and not Path(where).expanduser().is_dir():
+            raise MMBenchError(f"model folder {where!r} does not exist; pass an existing folder or a hub name")
+        if _looks_like_path(where):
+            where = str(Path(where).expanduser())
+        if args.device_map:
+            import importlib.util
+
+            if importlib.util.find_spec("accelerate") is None:
+                raise MMBenchError(f"device_map={args.device_map!r} needs the accelerate package: pip install "
+                                   f"accelerate, or drop device_map and use device=")
+        hub_kw = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
+        fix = ("pass a local folder with config.json, weights and processor files, or a hub name that is in the "
+               "local Hugging Face cache")
+        try:
+            config = AutoConfig.from_pretrained(where, **hub_kw)
+        except (OSError, ValueError) as exc:
+            raise MMBenchError(f"cannot load the config of {args.pretrained!r} ({_first_line(exc)}); {fix}") from exc
+        model_cls = self._model_class(args, config)
+        try:
+            processor = AutoProcessor.from_pretrained(where, **hub_kw)
+        except (OSError, ValueError, TypeError) as exc:
+            raise MMBenchError(f"cannot load the processor of {args.pretrained!r} ({_first_line(exc)}); {fix}") \
+                from exc
+        if getattr(processor, "image_processor", None) is None:
+            raise MMBenchError(f"{args.pretrained!r}: AutoProcessor gave {type(processor).__name__}, which has no "
+                               f"image processor; it is not an image-text-to-text model (or lacks its "
+                               f"preprocessor files)")
+        load_kw: dict[str, Any] = {**hub_kw, "config": config, "dtype": torch_dtype(args.dtype)}
+        if args.device_map:
+            load_kw["device_map"] = args.device_map
+        if args.attn_implementation:
+            load_kw["attn_implementation"] = args.attn_implementation
+        try:
+            model = model_cls.from_pretrained(where, **load_kw)
+        except (OSError, ValueError) as exc:
+            raise MMBenchError(f"cannot load {args.pretrained!r} with {getattr(model_cls, '__name__', model_cls)} "
+                               f"({_first_line(exc)}); {fix}") from exc
+        if not args.device_map:
+            model.to(self.device)
+        model.eval()
+        if not model.can_generate():
+            raise MMBenchError(f"{args.pretrained!r} ({type(model).__name__}) cannot generate text; it is not an "
+                               f"image-text-to-text model")
+        return processor, model
+
+    @staticmethod
+    def _model_class(args: HFVLMArgs, config: Any) -> Any:
+        """AutoModelForImageTextToText when it knows the config; else the config's own architecture if that is
+        a generating model with a vision part (models that only register a task-specific class)."""
+        import transformers
+        from transformers import AutoModelForImageTextToText
+        from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING
+
+        if args.model_class != "auto":
+            cls = getattr(transformers, args.model_class, None)
+            if cls is None or not hasattr(cls, "from_pretrained"):
+                raise MMBenchError(f"model_class={args.model_class!r} is not a transformers model class; use auto "
+                                   f"or e.g. LlavaForConditionalGeneration")
+            return cls
+        if type(config) in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING:
+            return AutoModelForImageTextToText
+        if args.trust_remote_code and "AutoModelForImageTextToText" in (getattr(config, "auto_map", None) or {}):
+            return AutoModelForImageTextToText
+        has_vision = any(hasattr(config, k) for k in ("vision_config", "visual", "vision_tower", "mm_vision_tower"))
+        for arch in getattr(config, "architectures", None) or []:
+            cls = getattr(transformers, arch, None)
+            if has_vision and cls is not None and hasattr(cls, "can_generate") and cls.can_generate():
+                return cls
+        archs = ", ".join(getattr(config, "architectures", None) or [config.model_type])
+        raise MMBenchError(f"{args.pretrained!r} ({archs}) is not an image-text-to-text model; use an adapter for "
+                           f"its capability (see `mmbench list models`), or model_class=<transformers class>")
+
+    # -- provenance -------------------------------------------------------------------------------
+    def extra_description(self) -> dict:
+        batching = ("batched with left padding; one request at a time in batches the processor does not pad on "
+                    "the left (counted as unbatched_requests)")
+        return {"model_class": type(self.model).__name__, "processor_class": type(self.processor).__name__,
+                "resolved_revision": self.resolved_revision,
+                "parameters": sum(p.numel() for p in self.model.parameters()),
+                "dtype": str(self.dtype).replace("torch.", ""), **self.prompts.describe(),
+                "padding_side": self.tokenizer.padding_side, "pad_token_policy": self.pad_token_policy,
+                "eos_token_ids": self.eos_token_ids, "batching": batching,
+                "generation_defaults": self._generation_defaults()}
+
+    def _generation_defaults(self) -> dict:
+        """The checkpoint's own generation settings that still apply (e.g. repetition_penalty)."""
+        keep = ("repetition_penalty", "no_repeat_ngram_size", "length_penalty", "min_new_tokens", "top_k",
+                "suppress_tokens", "bad_words_ids")
+        cfg = self.model.generation_config.to_diff_dict()
+        return {k: cfg[k] for k in keep if k in cfg}
+
+    def fingerprint(self) -> str:
+        # A template file's text can change under the same path: its hash is part of the fingerprint.
+        return fingerprint([super().fingerprint(), self.template.source, self.template.digest])
+
+    # -- the protocol -----------------------------------------------------------------------------
+    def prepare(self, requests: Sequence[GenerationRequest], config: GenerationConfig) -> PreparedBatch:
+        """Render prompts and run the processor (CPU only; never touches the model)."""
+        prompts = [self.prompts.render(r) for r in requests]
+        with self._tokenizer_lock:
+            inputs = [self.prompts.encode(prompts, requests)]
+            if not is_left_padded(inputs[0]):
+                # A pad after a real token shifts what follows it, so the text would depend on the batch: a
+                # processor that will not pad on the left gets one request per generate call instead.
+                self.counters["unbatched_requests"] += len(requests)
+                inputs = [self.prompts.encode([p], [r]) for p, r in zip(prompts, requests)]
+        return PreparedBatch(inputs=inputs, prompts=prompts)
+
+    def generate(self, prepared: PreparedBatch, config: GenerationConfig) -> list[Generation]:
+        kwargs = self._generate_kwargs(config)
+        if config.do_sample:
+            self.torch.manual_seed(config.seed)
+        ids = [row for part in prepared.inputs for row in self._generate_ids(part, kwargs)]
+        with self._tokenizer_lock:
+            texts = self.tokenizer.batch_decode(ids, skip_special_tokens=True)
+        results = []
+        for prompt, text, row in zip(prepared.prompts, texts, ids):
+            text = truncate_at_stop(text, config.stop).strip()
+            if not text:
+                self.counters["empty_generations"] += 1
+            results.append(Generation(text=text, prompt_sent=prompt,
+                                      extra={"new_tokens": self._count_new_tokens(row)}))
+        return results
+
+    def _generate_ids(self, encoded: Any, kwargs: dict) -> list[list[int]]:
+        """The new token ids of each row of one processor output."""
+        torch = self.torch
+        inputs = {}
+        for key, value in encoded.items():
+            if isinstance(value, torch.Tensor):
+                value = value.to(self.input_device)
+                if value.is_floating_point():
+                    value = value.to(self.dtype)
+            inputs[key] = value
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, **kwargs)
+        if not self.is_encoder_decoder:  # decoder-only models return prompt + new tokens
+            out = out[:, inputs["input_ids"].shape[1]:]
+        return out.cpu().tolist()
+
+    def _generate_kwargs(self, config: GenerationConfig) -> dict:
+        """The checkpoint's generation config with this run's decoding settings on top, passed as one object:
+        wrappers such as BLIP-2 call their language model's generate, which would otherwise ignore the
+        checkpoint's own settings (min_new_tokens, suppress_tokens, ...)."""
+        gen = copy.deepcopy(self.model.generation_config)
+        overrides: dict[str, Any] = {"max_new_tokens": config.max_new_tokens, "do_sample": config.do_sample,
+                                     "num_beams": config.num_beams, "pad_token_id": self.tokenizer.pad_token_id,
+                                     # one plain sequence per request, whatever the checkpoint asks for
+                                     "num_return_sequences": 1, "return_dict_in_generate": False}
+        if self.eos_token_ids:
+            overrides["eos_token_id"] = self.eos_token_ids
+        if config.do_sample:
+            overrides.update(temperature=config.temperature, top_p=config.top_p)
+        else:  # a checkpoint's sampling defaults (e.g. temperature=0.6) do not apply to greedy decoding
+            overrides.update(temperature=None, top_p=None, top_k=None)
+        gen.update(**overrides)
+        kwargs: dict[str, Any] = {"generation_config": gen}
+        if config.stop:
+            criterion = self._stop_criterion(tuple(config.stop))
+            if criterion is not None:
+                from transformers import StoppingCriteriaList
+
+                kwargs["stopping_criteria"] = StoppingCriteriaList([criterion])
+        return kwargs
+
+    def _stop_criterion(self, stop: tuple[str, ...]) -> Any:
+        """transformers' StopStringCriteria ends a row early once it ends with a stop string; the decoded text
+        is cut at the first stop string anyway, so a tokenizer it cannot handle only costs time."""
+        if stop not in self._stop_criteria:
+            from transformers.generation.stopping_criteria import StopStringCriteria
+
+            with self._tokenizer_lock:  # it reads the vocabulary through the tokenizer
+                try:
+                    self._stop_criteria[stop] = StopStringCriteria(self.tokenizer, list(stop))
+                except Exception:  # noqa: BLE001 - optional speed-up only
+                    self._stop_criteria[stop] = None
+        return self._stop_criteria[stop]
+
+    def _count_new_tokens(self, ids: list[int]) -> int:
+        """Generated tokens up to and including the first EOS (padding after it is not counted)."""
+        if self.is_encoder_decoder:  # the decoder's start token opens the output
+            ids = ids[1:]
+        pad = self.tokenizer.pad_token_id
+        for i, tok in enumerate(ids):
+            if tok in self.eos_token_ids:
+                return i + 1
+            if tok == pad:
+                return i
+        return len(ids)
+
+    def close(self) -> None:
+        self.model = None
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Cut ``text`` at the earliest occurrence of any stop string. Hand-written because generate's stop
+    strings only end a row early and keep the stop string (and tokens can straddle it)."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return text if cut < 0 else text[:cut]
+
+
+# Family presets: only the prompt layout used when a checkpoint has no chat template differs. The
+# llava-hf, Idefics2/3 and most recent checkpoints ship a chat template, which takes precedence.
+LLAVA = ModelPreset("hf-vlm", {"prompt_format": "USER: {image}\n{prompt} ASSISTANT:"},
+                    "LLaVA-family models (LLaVA-1.5, LLaVA-NeXT, ...); LLaVA-1.5 prompt layout without a template")
+IDEFICS = ModelPreset("hf-vlm", {"prompt_format": "User:{image}{prompt}<end_of_utterance>\nAssistant:"},
+                      "Idefics (v1 Flamingo-style, Idefics2/3); the idefics-instruct layout without a template")
+BLIP2 = ModelPreset("hf-vlm", {"prompt_format": "Question: {prompt} Answer:"},
+                    "BLIP-2 (OPT or Flan-T5 language model); the BLIP-2 VQA prompt layout")
+
+__all__ = ["HFVLMArgs", "HFImageTextToText", "PreparedBatch", "truncate_at_stop", "LLAVA", "IDEFICS", "BLIP2"]
