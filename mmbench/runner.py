@@ -171,19 +171,8 @@ class Runner:
         dist = self.dist
         seed_everything(self.options.seed)
         task.shared = self.shared
-        items = task.items()
-        by_id = {it["id"]: it for it in items}
         model_fp, task_fp = adapter.fingerprint(), task.fingerprint()
         counters_before = dict(adapter.counters)
-        # Rank 0 reads the cache and decides what is left to do; every rank takes every world_size-th item
-        # of that list, so the split depends on the items, never on a previous run's process count.
-        outputs: dict[str, tuple[Any, float]] = {}
-        if dist.is_main and cache is not None:
-            outputs = cache.get_many(model_fp, task_fp, list(by_id))
-        todo_ids = dist.broadcast([it["id"] for it in task.batch_order([it for it in items if it["id"] not in outputs])]
-                                  if dist.is_main else None)
-        mine = [by_id[i] for i in todo_ids[dist.rank::dist.world_size]]
-        n_cached = len(outputs)
         memo_store: dict[str, Any] = {}
 
         def memo(key: str, compute):
@@ -198,7 +187,19 @@ class Runner:
         computed: dict[str, tuple[Any, float]] = {}
         start = time.perf_counter()
         with MemoryMonitor(adapter.device) as mem:
-            task.setup(adapter, memo)
+            task.setup(adapter, memo)  # before items(): a probe learns here which inputs the model accepts
+            items = task.items()
+            by_id = {it["id"]: it for it in items}
+            # Rank 0 reads the cache and decides what is left to do; every rank takes every world_size-th
+            # item of that list, so the split depends on the items, never on a previous run's process count.
+            outputs: dict[str, tuple[Any, float]] = {}
+            if dist.is_main and cache is not None:
+                outputs = cache.get_many(model_fp, task_fp, list(by_id))
+            todo_ids = dist.broadcast([it["id"] for it in task.batch_order([it for it in items
+                                                                            if it["id"] not in outputs])]
+                                      if dist.is_main else None)
+            mine = [by_id[i] for i in todo_ids[dist.rank::dist.world_size]]
+            n_cached = len(outputs)
             progress = _progress(len(items), f"{model_name} | {task.name}", self.options.show_progress and dist.is_main)
             progress.update(n_cached)
             compute_start = time.perf_counter()

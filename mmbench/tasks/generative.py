@@ -87,9 +87,10 @@ class GenerativeTask(Task):
 
     # -- steps ------------------------------------------------------------------------------------------
     def prepare(self, model: Any, items: list[dict]) -> Batch:
-        ok, images, failed = decode_each(items, lambda it: load_image(it["image"]))
-        requests = [GenerationRequest(prompt=self.prompt(it), images=(img,), system=self.config.system)
-                    for it, img in zip(ok, images)]
+        # an item whose image is None is sent without one (the probes' "no image" condition)
+        ok, images, failed = decode_each(items, lambda it: None if it.get("image") is None else load_image(it["image"]))
+        requests = [GenerationRequest(prompt=self.prompt(it), images=() if img is None else (img,),
+                                      system=self.config.system) for it, img in zip(ok, images)]
         payload = model.prepare(requests, self.generation_config()) if requests else None
         return Batch(ok, payload, failed)
 
