@@ -145,6 +145,8 @@ for _name, _target in {
     "captioning": "mmbench.tasks.captioning:ImageCaptioning",
     "asr": "mmbench.tasks.asr:SpeechRecognition",
     "text-to-image": "mmbench.tasks.text_to_image:TextToImage",
+    "probe": "mmbench.tasks.probe:ModalityProbe",
+    "embedding-probe": "mmbench.tasks.probe_embedding:EmbeddingProbe",
 }.items():
     TASK_KINDS.register(_name, lazy=_target)
 
@@ -171,5 +173,6 @@ for _name, _target in {
     "captions": "mmbench.metrics.captions:aggregate",
     "wer": "mmbench.metrics.wer:aggregate",
     "image-generation": "mmbench.metrics.image_generation:aggregate",
+    "probe": "mmbench.tasks.probe:aggregate",
 }.items():
     METRICS.register(_name, lazy=_target)

@@ -119,7 +119,11 @@ class TaskCatalog:
         return UnknownNameError(reg.unknown_message(name))
 
     def task_spec(self, name_or_path: str) -> TaskSpec:
-        """A task by name, or a path to a task file."""
+        """A task by name, a path to a task file, or ``probe:<task>`` (a modality probe of that task)."""
+        if name_or_path.startswith("probe:"):
+            from mmbench.tasks.probe import probe_spec
+
+            return probe_spec(self.task_spec(name_or_path[len("probe:"):]))
         if name_or_path.endswith((".yaml", ".yml")) and Path(name_or_path).exists():
             path = Path(name_or_path).resolve()
         elif name_or_path in self._tasks:

@@ -1,0 +1,288 @@
+"""Modality-collapse probes: run a task again with its image (or audio) ablated and measure how much of the
+score came from it.
+
+``probe:<task>`` wraps any image+prompt->text task (VQA, captioning) or speech task (ASR). Every item is
+evaluated under each condition; the wrapped task scores each condition on its own; the probe reports the
+per-condition scores, the reliance on the input with a paired-bootstrap CI, and a verdict
+(mmbench/metrics/reliance.py). Conditions:
+
+- image tasks: ``real``; ``blank`` (a flat mid-grey image of the same size); ``noise`` (Gaussian noise,
+  mean 128, std ``noise_std``, seeded per item); ``shuffled`` (another scene's image: a seeded derangement
+  over distinct images, so no item keeps its own); ``none`` (no image at all, when the model accepts that:
+  tested in setup); ``text-shuffled`` (another item's question with the real image: reliance on the text).
+- speech tasks: ``real``; ``silence`` (zeros of the same length); ``noise`` (white noise at the utterance's
+  RMS). Also the hallucination rate: the share of ablated inputs for which the model produced any word.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping
+
+import numpy as np
+from PIL import Image
+
+from mmbench.capabilities import Capability, GenerationConfig, GenerationRequest
+from mmbench.data.audio import load_audio, stable_seed
+from mmbench.data.images import load_image
+from mmbench.errors import ItemError, MMBenchError
+from mmbench.metrics import reliance as rel
+from mmbench.metrics.base import CONST_PREFIX, MetricValue, subset
+from mmbench.registry import METRICS
+from mmbench.specs import TaskSpec
+from mmbench.tasks.base import Batch, ScoreReport, Task
+from mmbench.tasks.catalog import build_task
+
+IMAGE_CONDITIONS = ("real", "blank", "noise", "shuffled", "none", "text-shuffled")
+AUDIO_CONDITIONS = ("real", "silence", "noise")
+# The metric a probe judges by, per wrapped kind, and the metric's worst value (for relative reliance).
+MAIN_METRIC = {"vqa": ("vqa_accuracy", 0.0), "captioning": ("CIDEr-D", 0.0), "asr": ("wer", 1.0)}
+SEP = "|"
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    wraps: Mapping[str, Any]  # the wrapped task's spec (name, kind, config)
+    conditions: tuple[str, ...] | None = None  # default: every condition of the modality
+    metric: str | None = None  # the wrapped task's metric to judge by (default: MAIN_METRIC)
+    resamples: int = 1000
+    noise_std: float = 64.0
+
+
+def derangement(n: int, seed: int) -> np.ndarray:
+    """A seeded permutation without fixed points (Sattolo's algorithm: one random cycle)."""
+    rng = np.random.default_rng(seed)
+    perm = np.arange(n)
+    for i in range(n - 1, 0, -1):
+        j = int(rng.integers(0, i))
+        perm[i], perm[j] = perm[j], perm[i]
+    return perm
+
+
+class ModalityProbe(Task):
+    kind: ClassVar[str] = "probe"
+    Config: ClassVar[type] = ProbeConfig
+    default_batch_size: ClassVar[int] = 8
+
+    def __init__(self, spec, ctx) -> None:
+        super().__init__(spec, ctx)
+        w = self.config.wraps
+        self.inner = build_task(TaskSpec(name=w["name"], kind=w["kind"], config=w["config"],
+                                         source=w.get("source", "")), ctx)
+        self.requires = self.inner.requires  # the probe needs what the wrapped task needs
+        if self.requires not in (Capability.GENERATE_TEXT, Capability.TRANSCRIBE):
+            raise MMBenchError(f"task {self.name!r}: probes wrap image+prompt->text or speech tasks; "
+                               f"{self.inner.name!r} needs {self.requires.value!r} (use an embedding task's own probe)")
+        self.audio = self.requires == Capability.TRANSCRIBE
+        allowed = AUDIO_CONDITIONS if self.audio else IMAGE_CONDITIONS
+        conditions = tuple(self.config.conditions or allowed)
+        bad = [c for c in conditions if c not in allowed]
+        if bad or "real" not in conditions or len(conditions) < 2:
+            raise MMBenchError(f"task {self.name!r}: conditions must include 'real' and at least one of "
+                               f"{', '.join(a for a in allowed if a != 'real')}; got {list(conditions)}")
+        if "text-shuffled" in conditions and "{question}" not in getattr(self.inner.config, "prompt", ""):
+            conditions = tuple(c for c in conditions if c != "text-shuffled")  # no text to shuffle (captioning)
+        self.conditions = conditions
+        if self.inner.kind not in MAIN_METRIC and not self.config.metric:
+            raise MMBenchError(f"task {self.name!r}: name the wrapped task's metric to judge by (`metric:`)")
+        self.metric, self.worst = (self.config.metric, 0.0) if self.config.metric else MAIN_METRIC[self.inner.kind]
+        self.unavailable: dict[str, str] = {}
+        self._donors: dict[str, dict] | None = None
+
+    # -- data: the wrapped task's, each item once per condition -----------------------------------------------
+    def load_data(self):
+        return self.inner.data
+
+    def items(self) -> list[dict]:
+        inner = self.inner.items()
+        return [{**it, "id": f"{c}{SEP}{it['id']}", "_condition": c, "_inner": it["id"]}
+                for c in self.conditions if c not in self.unavailable for it in inner]
+
+    @property
+    def is_subset(self) -> bool:
+        return self.inner.is_subset
+
+    def output_config(self) -> dict:
+        return {"wraps": self.inner.fingerprint(), "conditions": list(self.conditions), "noise_std": self.config.noise_std}
+
+    def describe(self) -> dict:
+        d = super().describe()
+        d["wrapped_task"] = self.inner.describe()
+        d["conditions"] = [c for c in self.conditions if c not in self.unavailable]
+        d["unavailable_conditions"] = dict(self.unavailable)
+        return d
+
+    # -- conditions -------------------------------------------------------------------------------------------
+    def setup(self, model: Any, memo: Callable) -> None:
+        self.inner.shared = self.shared
+        self.inner.setup(model, memo)
+        if "none" in self.conditions and not self.audio:
+            try:  # does the model accept a request without an image?
+                req = [GenerationRequest(prompt="Describe this.", images=())]
+                model.generate(model.prepare(req, GenerationConfig(max_new_tokens=2)), GenerationConfig(max_new_tokens=2))
+            except Exception as exc:  # noqa: BLE001 - any refusal means the condition is not available
+                self.unavailable["none"] = f"the model needs an image ({type(exc).__name__}: {str(exc)[:120]})"
+
+    def donors(self) -> dict[str, dict]:
+        """For each inner item, the item whose image (``shuffled``) or question (``text-shuffled``) it gets."""
+        if self._donors is None:
+            inner = self.inner.items()
+            key = [str(it.get("image_id", it["id"])) for it in inner]
+            images = sorted(set(key))
+            perm = derangement(len(images), self.ctx.seed) if len(images) > 1 else np.zeros(1, int)
+            image_of = {images[i]: images[int(perm[i])] for i in range(len(images))}
+            first = {}
+            for it, k in zip(inner, key):
+                first.setdefault(k, it)
+            qperm = derangement(len(inner), self.ctx.seed + 1) if len(inner) > 1 else np.zeros(1, int)
+            self._donors = {it["id"]: {"image": first[image_of[k]]["image"],
+                                       "question": inner[int(qperm[i])].get("question")}
+                            for i, (it, k) in enumerate(zip(inner, key))}
+        return self._donors
+
+    def ablate(self, item: dict) -> dict:
+        """The item as the model sees it under its condition."""
+        cond, out = item["_condition"], dict(item)
+        seed = stable_seed(self.ctx.seed, item["_inner"])
+        if self.audio:
+            if cond != "real":
+                sr = 16000
+                wave = load_audio(item["audio"], sr)
+                if cond == "silence":
+                    fake = np.zeros_like(wave)
+                else:
+                    rms = float(np.sqrt(np.mean(wave.astype(np.float64) ** 2))) or 1e-3
+                    fake = np.random.default_rng(seed).normal(0, rms, len(wave)).astype(np.float32)
+                out["audio"] = {"array": fake, "sampling_rate": sr}
+            return out
+        if cond in ("blank", "noise"):
+            size = load_image(item["image"]).size
+            if cond == "blank":
+                out["image"] = Image.new("RGB", size, (128, 128, 128))
+            else:
+                arr = np.random.default_rng(seed).normal(128, self.config.noise_std, (size[1], size[0], 3))
+                out["image"] = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+        elif cond == "shuffled":
+            out["image"] = self.donors()[item["_inner"]]["image"]
+        elif cond == "none":
+            out["image"] = None
+        elif cond == "text-shuffled":
+            out["question"] = self.donors()[item["_inner"]]["question"]
+        return out
+
+    def prepare(self, model: Any, items: list[dict]) -> Batch:
+        ablated, failed = [], {}
+        for it in items:
+            try:
+                ablated.append(self.ablate(it))
+            except ItemError as exc:
+                failed[it["id"]] = str(exc)
+        batch = self.inner.prepare(model, ablated)
+        batch.failed.update(failed)
+        return batch
+
+    def predict(self, model: Any, batch: Batch) -> list[dict]:
+        return self.inner.predict(model, batch)
+
+    def batch_order(self, items: list[dict]) -> list[dict]:
+        return self.inner.batch_order(items)
+
+    # -- scoring ------------------------------------------------------------------------------------------------
+    def score(self, items: list[dict], outputs: list[dict | None]) -> ScoreReport:
+        inner_items = self.inner.items()
+        by_id = {it["id"]: out for it, out in zip(items, outputs)}
+        conditions = [c for c in self.conditions if c not in self.unavailable]
+        reports = {c: self.inner.score(inner_items, [by_id.get(f"{c}{SEP}{it['id']}") for it in inner_items])
+                   for c in conditions}
+        real_report = reports["real"]
+        higher = next(m.higher_is_better for m in real_report.metrics if m.name == self.metric)
+        value = {c: next(m.value for m in r.metrics if m.name == self.metric) for c, r in reports.items()}
+        aggregate = METRICS.get(real_report.aggregator)
+        stats = {f"{CONST_PREFIX}{k}": np.asarray(v) for k, v in
+                 {"aggregator": real_report.aggregator, "metric": self.metric, "higher_is_better": higher,
+                  "worst": self.worst, "conditions": ",".join(conditions)}.items()}
+        for c, r in reports.items():
+            stats.update({f"{c}/{k}": np.asarray(v) for k, v in r.stats.items()})
+        image_conds = [c for c in conditions if c not in ("real", "text-shuffled")]
+        modality = "audio" if self.audio else "image"
+        metrics = [MetricValue(f"{self.metric}[{c}]", value[c], f"{self.inner.name} {self.metric} with the {c} input "
+                               f"({'; '.join(self.unavailable.values()) or 'probe condition'})", higher)
+                   for c in conditions]
+        notes = [f"condition {c} unavailable: {why}" for c, why in self.unavailable.items()]
+        n = len(next(iter(real_report.stats.values())))
+        per_cond = {c: r.stats for c, r in reports.items()}
+
+        def reliance_of(ablations: list[str]) -> Callable[[np.ndarray], tuple[float, float]]:
+            def fn(idx: np.ndarray) -> tuple[float, float]:
+                vals = {c: aggregate(subset(per_cond[c], idx))[self.metric] for c in ["real", *ablations]}
+                absolute, relative, _ = rel.reliance(vals["real"], {c: vals[c] for c in ablations}, higher, self.worst)
+                return absolute, relative
+            return fn
+
+        for label, ablations in ((modality, image_conds), ("text", ["text-shuffled"] if "text-shuffled" in conditions else [])):
+            if not ablations:
+                continue
+            absolute, relative, best = rel.reliance(value["real"], {c: value[c] for c in ablations}, higher, self.worst)
+            lo, hi, _ = rel.paired_bootstrap(reliance_of(ablations), n, self.config.resamples, self.ctx.seed)
+            word = rel.verdict(lo, hi).replace("image", label)
+            extra = {"ci95": [lo, hi], "verdict": word, "best_ablation": best, "resamples": self.config.resamples,
+                     "seed": self.ctx.seed}
+            what = f"{self.metric}(real) - best {self.metric} over {', '.join(ablations)} (best: {best})"
+            metrics.append(MetricValue(f"{label}_reliance", absolute, what, extra=extra))
+            metrics.append(MetricValue(f"relative_{label}_reliance", relative,
+                                       f"({what}) / distance of the real score from the worst value "
+                                       f"{self.worst}; {rel.VERDICT_RULE.replace('image', label)}", extra=extra))
+            notes.append(f"{label} verdict: {word} (relative {label} reliance {relative:.3f}, 95% CI "
+                         f"[{lo:.3f}, {hi:.3f}], {self.config.resamples} paired resamples)")
+        answers = {c: [self.answer(reports[c].samples.get(it["id"], {})) for it in inner_items] for c in conditions}
+        for c in ("shuffled",) if "shuffled" in conditions else ():
+            metrics.append(MetricValue("answer_change_rate", rel.answer_change_rate(answers["real"], answers[c]),
+                                       "share of items whose answer changes when the image is swapped for another "
+                                       "scene's (case and surrounding spaces ignored)", higher_is_better=True))
+        if self.audio:
+            for c in (c for c in conditions if c != "real"):
+                words = [len(a.split()) for a in answers[c]]
+                metrics.append(MetricValue(f"hallucination_rate[{c}]", float(np.mean([w > 0 for w in words])),
+                                           f"share of {c} inputs for which the model produced any word "
+                                           f"(mean {np.mean(words):.2f} words)", higher_is_better=False))
+        samples = {}
+        for c in conditions:
+            for it in inner_items:
+                samples[f"{c}{SEP}{it['id']}"] = {"condition": c, "item": it["id"], **reports[c].samples.get(it["id"], {})}
+        return ScoreReport(metrics=metrics, item_ids=real_report.item_ids, stats=stats, aggregator="probe",
+                           notes=notes, samples=samples)
+
+    @staticmethod
+    def answer(sample: dict) -> str:
+        for key in ("answer", "caption", "hypothesis", "generation"):
+            if isinstance(sample.get(key), str):
+                return sample[key]
+        return ""
+
+
+def probe_spec(inner: TaskSpec) -> TaskSpec:
+    """The spec of ``probe:<task>``: an input-ablation probe, or the embedding probe for dual-encoder tasks."""
+    from mmbench.registry import TASK_KINDS
+
+    kind = "embedding-probe" if TASK_KINDS.get(inner.kind).requires == Capability.EMBED else "probe"
+    name = f"probe:{inner.name}"
+    config = {"task": name, "kind": kind, "wraps": inner.to_dict(),
+              "description": f"modality-collapse probe of {inner.name}"}
+    return TaskSpec(name=name, kind=kind, config=config, source=inner.source)
+
+
+def aggregate(stats: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Per-condition metric values and reliance recomputed from the probe's per-item statistics."""
+    const = {k[len(CONST_PREFIX):]: np.asarray(v).item() for k, v in stats.items() if k.startswith(CONST_PREFIX)}
+    inner = METRICS.get(const["aggregator"])
+    metric, conditions = const["metric"], const["conditions"].split(",")
+    values = {c: inner({k.split("/", 1)[1]: v for k, v in stats.items() if k.startswith(f"{c}/")})[metric]
+              for c in conditions}
+    out = {f"{metric}[{c}]": v for c, v in values.items()}
+    ablations = [c for c in conditions if c not in ("real", "text-shuffled")]
+    if ablations:
+        absolute, relative, _ = rel.reliance(values["real"], {c: values[c] for c in ablations},
+                                             bool(const["higher_is_better"]), float(const["worst"]))
+        modality = "audio" if "silence" in conditions else "image"
+        out[f"{modality}_reliance"], out[f"relative_{modality}_reliance"] = absolute, relative
+    return out

@@ -1,0 +1,113 @@
+"""Modality-collapse probes on hand-built models with known behaviour, and the determinism of shuffling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import probe_models
+from mmbench.cli.main import main
+from mmbench.results import RunResult
+from mmbench.tasks.probe import derangement
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered():
+    probe_models.register()
+
+
+@pytest.fixture(scope="module")
+def probe_data(tmp_path_factory):
+    import tiny_models
+
+    root = tmp_path_factory.mktemp("probe-data")
+    vqa, caps = [], []
+    for i, (colour, shape) in enumerate((c, s) for c in tiny_models.COLOURS for s in tiny_models.SHAPES):
+        for rep in range(2):
+            name = f"img{i}-{rep}.png"
+            tiny_models.draw(colour, shape, jitter=3 * rep).save(root / name)
+            vqa.append({"id": f"c{i}-{rep}", "image": name, "image_id": name, "question": "what color is the shape?",
+                        "answers": [colour] * 10, "answer_type": "other"})
+            vqa.append({"id": f"s{i}-{rep}", "image": name, "image_id": name, "question": "is the shape a circle?",
+                        "answers": ["yes" if shape == "circle" else "no"] * 10, "answer_type": "yes/no"})
+            caps.append({"id": name, "image": name, "captions": [f"a {colour} {shape}", f"the {colour} {shape}"]})
+    (root / "vqa.jsonl").write_text("\n".join(map(json.dumps, vqa)) + "\n")
+    (root / "caps.jsonl").write_text("\n".join(map(json.dumps, caps)) + "\n")
+    tasks = tmp_path_factory.mktemp("probe-tasks")
+    (tasks / "v.yaml").write_text("task: pv\nkind: vqa\ndata: {format: jsonl, path: vqa.jsonl}\n")
+    (tasks / "r.yaml").write_text("task: pr\nkind: retrieval\ndata: {format: jsonl, path: caps.jsonl}\n")
+    return root, tasks
+
+
+def probe(capsys, model, task, data, tasks, out):
+    code = main(["run", "--model", model, "--tasks", f"probe:{task}", "--include-path", str(tasks),
+                 "--data-dir", str(data), "--output-dir", str(out), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    run_dir = sorted(p for p in out.iterdir() if p.is_dir())[-1]
+    result = RunResult.read(run_dir).results[0]
+    return {m["name"]: m for m in result.metrics}, result, captured.out
+
+
+def test_model_reading_only_the_image_uses_image_and_ignores_text(capsys, probe_data, tmp_path):
+    data, tasks = probe_data
+    m, result, out = probe(capsys, "image-only", "pv", data, tasks, tmp_path)
+    assert m["vqa_accuracy[real]"]["value"] == pytest.approx(0.5)  # every colour question right, no shape question
+    assert m["vqa_accuracy[blank]"]["value"] == 0.0 and m["vqa_accuracy[none]"]["value"] == 0.0
+    assert m["relative_image_reliance"]["extra"]["verdict"] == "uses-image"
+    lo, hi = m["relative_image_reliance"]["extra"]["ci95"]
+    assert lo >= 0.25 and lo <= m["relative_image_reliance"]["value"] <= hi
+    assert m["relative_text_reliance"]["extra"]["verdict"] == "collapsed"  # it ignores its text
+    assert m["relative_text_reliance"]["value"] == 0.0
+    assert m["answer_change_rate"]["value"] > 0.5
+    assert "image verdict: uses-image" in out
+
+
+def test_model_ignoring_its_image_is_collapsed(capsys, probe_data, tmp_path):
+    data, tasks = probe_data
+    m, result, _ = probe(capsys, "text-only", "pv", data, tasks, tmp_path)
+    for cond in ("real", "blank", "noise", "shuffled", "none"):
+        assert m[f"vqa_accuracy[{cond}]"]["value"] == m["vqa_accuracy[real]"]["value"]
+    assert m["image_reliance"]["value"] == 0.0 and m["answer_change_rate"]["value"] == 0.0
+    assert m["relative_image_reliance"]["extra"]["verdict"] == "collapsed"
+    assert m["relative_text_reliance"]["extra"]["verdict"] in ("uses-text", "weak")
+    assert m["relative_text_reliance"]["value"] > 0
+
+
+def test_no_image_condition_skipped_when_the_model_needs_an_image(capsys, probe_data, tmp_path):
+    data, tasks = probe_data
+    m, result, _ = probe(capsys, "needs-image", "pv", data, tasks, tmp_path)
+    assert "vqa_accuracy[none]" not in m and result.n_failed == 0
+    assert any("condition none unavailable" in n for n in result.notes)
+    assert m["relative_image_reliance"]["extra"]["verdict"] == "uses-image"
+
+
+def test_embedding_probe(capsys, probe_data, tmp_path):
+    data, tasks = probe_data
+    m, result, _ = probe(capsys, "colour-encoder", "pr", data, tasks, tmp_path)
+    # 6 images per colour tie, broken by index: 5 of each 6 reach the top 5
+    assert m["t2i_R@5[real]"]["value"] == pytest.approx(5 / 6) and m["t2i_R@5[shuffled]"]["value"] < 0.5
+    assert m["relative_image_reliance"]["extra"]["verdict"] == "uses-image"
+    assert {"modality_gap", "alignment", "uniformity_image", "uniformity_text"} <= set(m)
+    assert m["alignment"]["value"] == pytest.approx(0.0, abs=1e-9)  # captions embed exactly like their image
+
+
+def test_shuffling_is_a_seeded_derangement():
+    a, b = derangement(50, 7), derangement(50, 7)
+    assert np.array_equal(a, b) and sorted(a) == list(range(50)) and not np.any(a == np.arange(50))
+    assert not np.array_equal(a, derangement(50, 8))
+
+
+def test_probe_aggregate_recomputes_reliance(capsys, probe_data, tmp_path):
+    from mmbench.registry import METRICS
+    from mmbench.store import unpack_stats
+
+    data, tasks = probe_data
+    m, result, _ = probe(capsys, "image-only", "pv", data, tasks, tmp_path)
+    run_dir = sorted(p for p in tmp_path.iterdir() if p.is_dir())[-1]
+    ids, stats = unpack_stats((run_dir / result.files["item_stats"]).read_bytes())
+    again = METRICS.get(result.aggregator)(stats)
+    assert again["relative_image_reliance"] == pytest.approx(m["relative_image_reliance"]["value"], abs=1e-12)
+    assert again["vqa_accuracy[shuffled]"] == pytest.approx(m["vqa_accuracy[shuffled]"]["value"], abs=1e-12)
