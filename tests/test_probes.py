@@ -111,3 +111,23 @@ def test_probe_aggregate_recomputes_reliance(capsys, probe_data, tmp_path):
     again = METRICS.get(result.aggregator)(stats)
     assert again["relative_image_reliance"] == pytest.approx(m["relative_image_reliance"]["value"], abs=1e-12)
     assert again["vqa_accuracy[shuffled]"] == pytest.approx(m["vqa_accuracy[shuffled]"]["value"], abs=1e-12)
+
+
+def test_attention_measures_on_tiny_vlms(capsys, probe_data, tmp_path):
+    """LLaVA-style models report the share of attention on image tokens, Idefics the gates' output size."""
+    import torch
+    import tiny_vlms
+
+    torch.set_num_threads(1)
+    data, tasks = probe_data
+    for family, make, measure in (("hf-llava", tiny_vlms.make_tiny_llava, "image_attention_share"),
+                                  ("hf-idefics", tiny_vlms.make_tiny_idefics, "xattn_gate_ratio")):
+        folder = make(tmp_path / family)
+        code = main(["run", "--model", family, "--model-args", f"pretrained={folder}", "--tasks", "probe:pv",
+                     "--include-path", str(tasks), "--data-dir", str(data), "--output-dir", str(tmp_path / "o"),
+                     "--no-progress", "--limit", "6"])
+        assert code == 0, capsys.readouterr().err
+        result = RunResult.read(sorted(p for p in (tmp_path / "o").iterdir() if p.is_dir())[-1]).results[0]
+        values = {m["name"]: m["value"] for m in result.metrics}
+        assert 0.0 < values[measure] < 1.0 + (measure == "xattn_gate_ratio") * 100
+        assert "relative_image_reliance" in values

@@ -231,16 +231,40 @@ class HFImageTextToText(Adapter):
                                       extra={"new_tokens": self._count_new_tokens(row)}))
         return results
 
-    def _generate_ids(self, encoded: Any, kwargs: dict) -> list[list[int]]:
-        """The new token ids of each row of one processor output."""
-        torch = self.torch
+    def _to_device(self, encoded: Any) -> dict:
         inputs = {}
         for key, value in encoded.items():
-            if isinstance(value, torch.Tensor):
+            if isinstance(value, self.torch.Tensor):
                 value = value.to(self.input_device)
                 if value.is_floating_point():
                     value = value.to(self.dtype)
             inputs[key] = value
+        return inputs
+
+    def image_attention(self, prepared: PreparedBatch, config: GenerationConfig) -> list[dict]:
+        """Per request, how much the model looks at its image while generating greedily (see
+        mmbench/adapters/vlm_attention.py for the two measures); used by the modality probes."""
+        from dataclasses import replace
+
+        from mmbench.adapters import vlm_attention
+
+        measure = None if self.is_encoder_decoder else vlm_attention.measure_name(self.model)
+        if measure is None:
+            raise MMBenchError(f"{type(self.model).__name__}: no attention probe for this architecture")
+        kwargs = self._generate_kwargs(replace(config, do_sample=False, num_beams=1))
+        out = []
+        for part in prepared.inputs:
+            inputs = self._to_device(part)
+            new_ids = self._generate_ids(part, kwargs)
+            values = vlm_attention.image_attention(self.model, inputs, new_ids, self.eos_token_ids,
+                                                   self.tokenizer.pad_token_id)
+            out += [{"measure": measure, "value": v} for v in values]
+        return out
+
+    def _generate_ids(self, encoded: Any, kwargs: dict) -> list[list[int]]:
+        """The new token ids of each row of one processor output."""
+        torch = self.torch
+        inputs = self._to_device(encoded)
         with torch.inference_mode():
             out = self.model.generate(**inputs, **kwargs)
         if not self.is_encoder_decoder:  # decoder-only models return prompt + new tokens

@@ -22,7 +22,7 @@ from typing import Any, Callable, ClassVar, Mapping
 import numpy as np
 from PIL import Image
 
-from mmbench.capabilities import Capability, GenerationConfig, GenerationRequest
+from mmbench.capabilities import Capability, GenerationRequest
 from mmbench.data.audio import load_audio, stable_seed
 from mmbench.data.images import load_image
 from mmbench.errors import ItemError, MMBenchError
@@ -38,6 +38,17 @@ AUDIO_CONDITIONS = ("real", "silence", "noise")
 # The metric a probe judges by, per wrapped kind, and the metric's worst value (for relative reliance).
 MAIN_METRIC = {"vqa": ("vqa_accuracy", 0.0), "captioning": ("CIDEr-D", 0.0), "asr": ("wer", 1.0)}
 SEP = "|"
+CONDITION_TEXT = {
+    "real": "the real inputs", "blank": "a flat mid-grey image", "noise": "a noise input (seeded per item)",
+    "shuffled": "another scene's image (seeded derangement)", "none": "no image", "silence": "silence of the same "
+    "length", "text-shuffled": "the real image and another item's question",
+}
+ATTENTION_VARIANTS = {
+    "image_attention_share": "share of attention mass that the positions producing generated tokens put on image "
+                             "tokens, mean over layers and heads (inline image tokens, LLaVA-style; eager attention)",
+    "xattn_gate_ratio": "||gated cross-attention block output - input|| / ||input|| at the positions producing "
+                        "generated tokens, mean over blocks (Flamingo-style gates)",
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class ProbeConfig:
     metric: str | None = None  # the wrapped task's metric to judge by (default: MAIN_METRIC)
     resamples: int = 1000
     noise_std: float = 64.0
+    attention: bool = True  # also measure attention to the image on the real items, where the adapter can
 
 
 def derangement(n: int, seed: int) -> np.ndarray:
@@ -119,7 +131,8 @@ class ModalityProbe(Task):
         if "none" in self.conditions and not self.audio:
             try:  # does the model accept a request without an image?
                 req = [GenerationRequest(prompt="Describe this.", images=())]
-                model.generate(model.prepare(req, GenerationConfig(max_new_tokens=2)), GenerationConfig(max_new_tokens=2))
+                cfg = self.inner.generation_config()
+                model.generate(model.prepare(req, cfg), cfg)
             except Exception as exc:  # noqa: BLE001 - any refusal means the condition is not available
                 self.unavailable["none"] = f"the model needs an image ({type(exc).__name__}: {str(exc)[:120]})"
 
@@ -171,18 +184,34 @@ class ModalityProbe(Task):
         return out
 
     def prepare(self, model: Any, items: list[dict]) -> Batch:
-        ablated, failed = [], {}
-        for it in items:
-            try:
-                ablated.append(self.ablate(it))
-            except ItemError as exc:
-                failed[it["id"]] = str(exc)
-        batch = self.inner.prepare(model, ablated)
-        batch.failed.update(failed)
-        return batch
+        """One wrapped-task batch per condition present (so the real items can also be measured alone)."""
+        parts, failed = [], {}
+        for cond in dict.fromkeys(it["_condition"] for it in items):
+            ablated = []
+            for it in (i for i in items if i["_condition"] == cond):
+                try:
+                    ablated.append(self.ablate(it))
+                except ItemError as exc:
+                    failed[it["id"]] = str(exc)
+            part = self.inner.prepare(model, ablated)
+            failed.update(part.failed)
+            if part.items:
+                parts.append((cond, part))
+        return Batch([it for _, part in parts for it in part.items], parts, failed)
 
     def predict(self, model: Any, batch: Batch) -> list[dict]:
-        return self.inner.predict(model, batch)
+        outputs = []
+        for cond, part in batch.payload:
+            outs = self.inner.predict(model, part)
+            if cond == "real" and self.config.attention and "attention" not in self.unavailable \
+                    and hasattr(model, "image_attention"):
+                try:
+                    for out, att in zip(outs, model.image_attention(part.payload, self.inner.generation_config())):
+                        out["image_attention"] = att
+                except MMBenchError as exc:
+                    self.unavailable["attention"] = str(exc)
+            outputs += outs
+        return outputs
 
     def batch_order(self, items: list[dict]) -> list[dict]:
         return self.inner.batch_order(items)
@@ -205,10 +234,10 @@ class ModalityProbe(Task):
             stats.update({f"{c}/{k}": np.asarray(v) for k, v in r.stats.items()})
         image_conds = [c for c in conditions if c not in ("real", "text-shuffled")]
         modality = "audio" if self.audio else "image"
-        metrics = [MetricValue(f"{self.metric}[{c}]", value[c], f"{self.inner.name} {self.metric} with the {c} input "
-                               f"({'; '.join(self.unavailable.values()) or 'probe condition'})", higher)
-                   for c in conditions]
-        notes = [f"condition {c} unavailable: {why}" for c, why in self.unavailable.items()]
+        metrics = [MetricValue(f"{self.metric}[{c}]", value[c], f"{self.inner.name} {self.metric} with "
+                               f"{CONDITION_TEXT[c]}", higher) for c in conditions]
+        notes = [f"{'condition ' + c if c != 'attention' else 'attention measure'} unavailable: {why}"
+                 for c, why in self.unavailable.items()]
         n = len(next(iter(real_report.stats.values())))
         per_cond = {c: r.stats for c, r in reports.items()}
 
@@ -234,6 +263,12 @@ class ModalityProbe(Task):
                                        f"{self.worst}; {rel.VERDICT_RULE.replace('image', label)}", extra=extra))
             notes.append(f"{label} verdict: {word} (relative {label} reliance {relative:.3f}, 95% CI "
                          f"[{lo:.3f}, {hi:.3f}], {self.config.resamples} paired resamples)")
+        attention = [o["image_attention"] for it in inner_items
+                     if (o := by_id.get(f"real{SEP}{it['id']}")) is not None and "image_attention" in o]
+        if attention:
+            measure = attention[0]["measure"]
+            metrics.append(MetricValue(measure, float(np.mean([a["value"] for a in attention])),
+                                       ATTENTION_VARIANTS[measure] + f" (mean over {len(attention)} real items)"))
         answers = {c: [self.answer(reports[c].samples.get(it["id"], {})) for it in inner_items] for c in conditions}
         for c in ("shuffled",) if "shuffled" in conditions else ():
             metrics.append(MetricValue("answer_change_rate", rel.answer_change_rate(answers["real"], answers[c]),

@@ -1,0 +1,118 @@
+"""How much a vision-language model looks at its image while it generates, read from the model itself.
+
+- Inline image tokens (LLaVA-style): the share of attention mass that the positions producing each generated
+  token put on the image-token positions, averaged over layers, heads and generated tokens (eager attention).
+- Gated cross-attention (Flamingo-style, Idefics v1): the size of what the gated cross-attention blocks add
+  to the residual stream, ||block output - block input|| / ||block input||, averaged over blocks and the
+  positions producing generated tokens.
+
+The two measures are not comparable with each other; each result names its measure. The answer is
+generated again greedily for the measurement, so this costs one extra generation per item.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mmbench.errors import MMBenchError
+
+SHARE = "image_attention_share"
+GATE = "xattn_gate_ratio"
+
+
+def _gated_layers(model: Any) -> list[Any]:
+    inner = getattr(model, "model", model)
+    return list(getattr(inner, "gated_cross_attn_layers", None) or [])
+
+
+def _image_token_id(model: Any) -> int | None:
+    cfg = model.config
+    for key in ("image_token_id", "image_token_index"):
+        if getattr(cfg, key, None) is not None:
+            return int(getattr(cfg, key))
+    return None
+
+
+def measure_name(model: Any) -> str | None:
+    """The measure this model supports, or None."""
+    if _gated_layers(model):
+        return GATE
+    if _image_token_id(model) is not None:
+        return SHARE
+    return None
+
+
+def image_attention(model: Any, inputs: dict, new_ids: list[list[int]], eos_ids: list[int], pad_id: int | None) -> list[float]:
+    """One value per row of ``inputs`` (a left-padded processor batch on the model's device) whose greedy
+    continuations are ``new_ids``."""
+    import torch
+
+    measure = measure_name(model)
+    if measure is None:
+        raise MMBenchError(f"{type(model).__name__} has neither inline image tokens nor gated cross-attention: "
+                           f"no attention probe for it")
+    prompt = inputs["input_ids"]
+    batch, plen = prompt.shape
+    lengths = []  # generated tokens up to and including EOS
+    for row in new_ids:
+        n = next((i + 1 for i, t in enumerate(row) if t in eos_ids), None)
+        n = n if n is not None else next((i for i, t in enumerate(row) if t == pad_id), len(row))
+        lengths.append(max(n, 1))
+    width = max(lengths)
+    new = torch.full((batch, width), pad_id if pad_id is not None else 0, dtype=prompt.dtype, device=prompt.device)
+    for r, row in enumerate(new_ids):
+        new[r, :lengths[r]] = torch.tensor(row[:lengths[r]], dtype=prompt.dtype)
+    ids = torch.cat([prompt, new], dim=1)
+    gen_mask = torch.zeros((batch, width), dtype=inputs["attention_mask"].dtype, device=prompt.device)
+    for r, n in enumerate(lengths):
+        gen_mask[r, :n] = 1
+    feed = dict(inputs, input_ids=ids, attention_mask=torch.cat([inputs["attention_mask"], gen_mask], dim=1))
+    if "image_attention_mask" in feed:  # Idefics: new tokens see the images the last prompt token sees
+        iam = feed["image_attention_mask"]
+        feed["image_attention_mask"] = torch.cat([iam, iam[:, -1:, :].repeat(1, width, 1)], dim=1)
+    # the positions whose outputs are the generated tokens: the last prompt position onwards
+    rows = [list(range(plen - 1, plen - 1 + n)) for n in lengths]
+    with torch.inference_mode():
+        if measure == GATE:
+            return _gate_ratio(model, feed, rows)
+        return _attention_share(model, feed, rows, ids == _image_token_id(model))
+
+
+def _gate_ratio(model: Any, feed: dict, rows: list[list[int]]) -> list[float]:
+    import torch
+
+    captured: list[torch.Tensor] = []
+
+    def hook(module, args, kwargs, output):
+        hidden_in = kwargs.get("hidden_states", args[0] if args else None)
+        hidden_out = output[0] if isinstance(output, tuple) else output
+        change = (hidden_out - hidden_in).float().norm(dim=-1)
+        captured.append(change / hidden_in.float().norm(dim=-1).clamp(min=1e-12))
+
+    handles = [layer.register_forward_hook(hook, with_kwargs=True) for layer in _gated_layers(model)]
+    try:
+        model(**feed)
+    finally:
+        for h in handles:
+            h.remove()
+    if not captured:
+        raise MMBenchError("the gated cross-attention blocks did not run: cannot measure their output")
+    ratio = torch.stack(captured).mean(0)  # [batch, seq], averaged over blocks
+    return [float(ratio[r, pos].mean()) for r, pos in enumerate(rows)]
+
+
+def _attention_share(model: Any, feed: dict, rows: list[list[int]], is_image: Any) -> list[float]:
+    import torch
+
+    before = model.config._attn_implementation
+    model.set_attn_implementation("eager")  # only eager attention returns its weights
+    try:
+        out = model(**feed, output_attentions=True)
+    finally:
+        model.set_attn_implementation(before)
+    attentions = [a for a in (out.attentions or ()) if a is not None]
+    if not attentions:
+        raise MMBenchError(f"{type(model).__name__} returned no attention weights")
+    # [layers, batch, heads, query, key] -> mass on image keys per (batch, query), mean over layers and heads
+    mass = torch.stack([(a.float() * is_image[:, None, None, :].float()).sum(-1).mean(1) for a in attentions]).mean(0)
+    return [float(mass[r, pos].mean()) for r, pos in enumerate(rows)]
