@@ -128,6 +128,8 @@ for _name, _target in {
     "hf-whisper": "mmbench.adapters.speech_hf:Whisper",
     "hf-speech": "mmbench.adapters.speech_hf:HFSpeechRecognizer",
     "pocketsphinx": "mmbench.adapters.pocketsphinx:PocketSphinx",
+    "openai-chat": "mmbench.adapters.openai_api:OpenAIChat",
+    "openai-audio": "mmbench.adapters.openai_api:OpenAIAudio",
     "diffusers": "mmbench.adapters.diffusers_t2i:DiffusersTextToImage",
     "image-folder": "mmbench.adapters.image_folder:ImageFolderGenerator",
     "mini-clip": "mmbench.mini.zoo:MINI_CLIP",

@@ -54,6 +54,8 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tag", action="append", default=[], help="a tag stored with the run (repeatable)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the per-item cache")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 is often faster "
+                                               "for small models on a busy machine)")
     p.set_defaults(func=cmd_run)
 
 
@@ -78,6 +80,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise MMBenchError(f"--limit must be >= 1, got {args.limit}")
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise MMBenchError(f"--data-dir {args.data_dir} is not a folder")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise MMBenchError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     model_args = parse_kv_args(args.model_args)
     alias = model_args.pop("alias", None)  # --model-args alias=NAME files the results under NAME
     if alias and len(model_names) > 1:
@@ -137,6 +145,35 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve an image+prompt->text model behind an OpenAI-compatible API")
+    p.add_argument("--model", required=True)
+    p.add_argument("--model-args", default="")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-batch", type=int, default=16, help="requests batched into one model call")
+    p.add_argument("--fail-rate", type=float, default=0.0,
+                   help="answer this share of requests with 503/429 (to test clients' retries)")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mmbench.adapters import load_model
+    from mmbench.serve import ServeOptions, make_server
+    from mmbench.specs import ModelSpec, parse_kv_args
+
+    spec = ModelSpec(args.model, parse_kv_args(args.model_args))
+    adapter = load_model(spec)
+    options = ServeOptions(host=args.host, port=args.port, max_batch=args.max_batch, fail_rate=args.fail_rate)
+    server = make_server(adapter, options, spec.display_name)
+    print(f"serving {spec.display_name} at http://{args.host}:{server.server_address[1]}/v1", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mmbench.cli import score
 
@@ -146,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parser(sub)
     add_list_parser(sub)
     score.add_parser(sub)
+    add_serve_parser(sub)
     mini = sub.add_parser("mini", help="the built-in mini suite: retrain its models")
     mini_sub = mini.add_subparsers(dest="mini_command", metavar="SUBCOMMAND", required=True)
     train = mini_sub.add_parser("train", help="retrain the mini model zoo from scratch (args passed through)",

@@ -1,0 +1,84 @@
+"""The OpenAI-compatible adapter against `mmbench serve` on 127.0.0.1: same answers as the model in process,
+retries through injected failures, and the API key kept out of every result."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import torch
+
+from mmbench.adapters import load_model
+from mmbench.cli.main import main
+from mmbench.results import RunResult
+from mmbench.serve import ServeOptions, make_server
+from mmbench.specs import ModelSpec
+from test_run_generative import gen_data, predictions  # noqa: F401 - the fixture is reused
+from test_scale import needs_loopback
+
+pytestmark = needs_loopback
+
+
+@pytest.fixture(scope="module")
+def llava(tmp_path_factory):
+    import tiny_vlms
+
+    return tiny_vlms.make_tiny_llava(tmp_path_factory.mktemp("served") / "llava")
+
+
+@pytest.fixture
+def server(llava):
+    torch.set_num_threads(1)
+    servers = []
+
+    def start(fail_rate=0.0):
+        adapter = load_model(ModelSpec("hf-llava", {"pretrained": str(llava)}))
+        srv = make_server(adapter, ServeOptions(port=0, fail_rate=fail_rate, seed=3), "tiny-llava")
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        return f"http://127.0.0.1:{srv.server_address[1]}/v1"
+
+    yield start
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+        srv.worker.stopping = True
+
+
+def run(capsys, model, margs, data, tasks, out):
+    code = main(["run", "--model", model, "--model-args", margs, "--tasks", "tiny-vqa", "--include-path", str(tasks),
+                 "--data-dir", str(data), "--output-dir", str(out), "--no-progress", "--batch-size", "8"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    run_dir = sorted(p for p in out.iterdir() if p.is_dir())[-1]
+    return RunResult.read(run_dir), run_dir
+
+
+def test_served_model_reproduces_in_process_scores_through_failures(capsys, monkeypatch, server, llava, gen_data,
+                                                                   tmp_path):
+    data, tasks = gen_data
+    local, local_dir = run(capsys, "hf-llava", f"pretrained={llava}", data, tasks, tmp_path / "local")
+    monkeypatch.setenv("MMBENCH_TEST_KEY", "sk-secret-do-not-store")
+    url = server(fail_rate=0.2)
+    served, served_dir = run(capsys, "openai-chat", f"base_url={url},api_key_env=MMBENCH_TEST_KEY,max_concurrency=4,"
+                             f"backoff_s=0.01", data, tasks, tmp_path / "served")
+    r_local, r_served = local.results[0], served.results[0]
+    assert [m["value"] for m in r_local.metrics] == [m["value"] for m in r_served.metrics]
+    answers = [p[2] for p in predictions(local_dir, r_local)]
+    assert answers == [p[2] for p in predictions(served_dir, r_served)]
+    assert r_served.counters["retries"] > 0  # the injected failures happened and were retried
+    assert r_served.model_info["served_model"] == "tiny-llava" and r_served.model_info["api_key"] == "set"
+    for path in served_dir.rglob("*"):
+        if path.is_file():
+            assert b"sk-secret-do-not-store" not in path.read_bytes()
+
+
+def test_unreachable_or_failing_server_is_a_clear_error(capsys, server, gen_data, tmp_path):
+    data, tasks = gen_data
+    url = server(fail_rate=1.0)
+    code = main(["run", "--model", "openai-chat", "--model-args", f"base_url={url},model=x,max_retries=2,backoff_s=0.01",
+                 "--tasks", "tiny-vqa", "--include-path", str(tasks), "--data-dir", str(data),
+                 "--output-dir", str(tmp_path), "--no-progress", "--limit", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "failed after 3 attempts" in err
