@@ -60,6 +60,15 @@ class TaskResult:
                 return m["value"]
         raise KeyError(name)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "TaskResult":
+        """From the JSON form (results.json entries, the store's result_json); unknown keys are ignored."""
+        d = dict(d)
+        d["throughput"] = Throughput(**d["throughput"])
+        d["peak_memory"] = PeakMemory(**d["peak_memory"])
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
 
 @dataclass
 class RunResult:
@@ -89,13 +98,7 @@ class RunResult:
         if d.get("schema_version") != SCHEMA_VERSION:
             raise MMBenchError(f"results schema version {d.get('schema_version')} is not {SCHEMA_VERSION}; "
                                f"re-run with this mmbench version")
-        results = []
-        for r in d.get("results", []):
-            r = dict(r)
-            r["throughput"] = Throughput(**r["throughput"])
-            r["peak_memory"] = PeakMemory(**r["peak_memory"])
-            names = {f.name for f in fields(TaskResult)}
-            results.append(TaskResult(**{k: v for k, v in r.items() if k in names}))
+        results = [TaskResult.from_dict(r) for r in d.get("results", [])]
         names = {f.name for f in fields(cls)}
         return cls(**{**{k: v for k, v in d.items() if k in names}, "results": results})
 

@@ -175,7 +175,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mmbench.cli import score
+    from mmbench.cli import report_cmds, score
 
     parser = argparse.ArgumentParser(prog="mmbench", description="Evaluate multimodal models.")
     parser.add_argument("--version", action="version", version=f"mmbench {__version__}")
@@ -183,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parser(sub)
     add_list_parser(sub)
     score.add_parser(sub)
+    report_cmds.add_parsers(sub)
     add_serve_parser(sub)
     mini = sub.add_parser("mini", help="the built-in mini suite: retrain its models")
     mini_sub = mini.add_subparsers(dest="mini_command", metavar="SUBCOMMAND", required=True)

@@ -341,3 +341,6 @@ class CaptionScorer:
         stats["SPICE"] = np.asarray([by_id[i] for i in ids], dtype=np.float64)
         return MetricValue("SPICE", float(corpus), _VARIANTS["SPICE"], extra={"n": len(ids)})
 
+
+# Read by the reports: metrics whose aggregate is an approximation of the reported corpus value.
+aggregate.approximations = {"METEOR": "mean of segment METEOR scores (the reported value is the Java scorer's corpus METEOR)"}  # type: ignore[attr-defined]

@@ -23,8 +23,10 @@ def topk_correct(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
 
 def mean_per_class_recall(top1: np.ndarray, labels: np.ndarray, n_classes: int) -> float:
     """The mean over classes *present in the data* of each class's top-1 recall (balanced accuracy)."""
-    recalls = [top1[labels == c].mean() for c in range(n_classes) if (labels == c).any()]
-    return float(np.mean(recalls))
+    counts = np.bincount(labels, minlength=n_classes)
+    hits = np.bincount(labels, weights=top1, minlength=n_classes)
+    present = counts > 0
+    return float(np.mean(hits[present] / counts[present]))
 
 
 def multilabel_map(logits: np.ndarray, targets: np.ndarray) -> float:
