@@ -110,7 +110,7 @@ def main() -> None:
 
         run_with(spec, "warmup")  # first calls pay one-time costs; measure the second
         local = run_with(spec, "local")
-        print(f"served model (OpenAI-compatible API on 127.0.0.1, server batches up to 16 requests)")
+        print("served model (OpenAI-compatible API on 127.0.0.1, server batches up to 16 requests)")
         print(f"  in process          : {local:6.1f} items/s")
         for c in (1, 4, 16):
             ips = run_with(ModelSpec("openai-chat", {"base_url": url, "max_concurrency": str(c)}), f"served{c}")

@@ -18,8 +18,8 @@ if TYPE_CHECKING:  # keep imports light: numpy/PIL types only for annotations
 class Capability(str, enum.Enum):
     EMBED = "image-text-embedding"        # embed_images / embed_texts
     GENERATE_TEXT = "image-prompt-to-text"  # generate(requests, config)
-    TRANSCRIBE = "audio-to-text"          # transcribe(waveforms, sample_rate)
-    GENERATE_IMAGE = "prompt-to-image"    # generate_images(prompts, seeds, config)
+    TRANSCRIBE = "audio-to-text"          # prepare(waveforms, sample_rate) / transcribe(prepared)
+    GENERATE_IMAGE = "prompt-to-image"    # prepare_images(requests, config) / generate_images(prepared)
 
     def __str__(self) -> str:
         return self.value
@@ -94,33 +94,77 @@ class ImagePromptToText(Protocol):
 
 @runtime_checkable
 class SpeechToText(Protocol):
-    """ASR models (Whisper, CTC models, pocketsphinx). ``sample_rate`` is the rate they expect."""
+    """ASR models (Whisper, CTC models, pocketsphinx): one transcript per waveform.
+
+    ``sample_rate`` is the rate the model expects: tasks decode, mix down to mono and resample every
+    waveform to it before calling ``prepare``. ``prepare`` does the model's CPU-side work (log-mel
+    features, padding, PCM conversion) in the prefetch thread and never touches the model; ``transcribe``
+    runs the model on what ``prepare`` returned. Greedy decoding must give the same text at any batch size.
+    """
 
     sample_rate: int
 
-    def transcribe(self, waveforms: Sequence["np.ndarray"], sample_rate: int) -> list[str]: ...
+    def prepare(self, waveforms: Sequence["np.ndarray"], sample_rate: int) -> Any:
+        """``waveforms``: float32 mono arrays in [-1, 1] at ``sample_rate`` Hz (CPU only, thread-safe)."""
+
+    def transcribe(self, prepared: Any) -> list[str]:
+        """The transcripts, in order; an empty string when nothing was recognised."""
 
 
 @dataclass(frozen=True)
 class ImageGenerationConfig:
-    """Sampling settings for text-to-image generators."""
+    """Sampling settings for text-to-image generators, recorded in the results next to every score.
+
+    ``negative_prompt`` replaces the unconditional branch of classifier-free guidance (None: the empty
+    prompt / null condition); ``height``/``width`` None: the generator's native size.
+    """
 
     guidance_scale: float = 7.5
     num_inference_steps: int = 25
     height: int | None = None
     width: int | None = None
+    negative_prompt: str | None = None
 
     def to_dict(self) -> dict:
         return {"guidance_scale": self.guidance_scale, "num_inference_steps": self.num_inference_steps,
-                "height": self.height, "width": self.width}
+                "height": self.height, "width": self.width, "negative_prompt": self.negative_prompt}
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """One prompt->image request: the task's item id (image folders look images up by it), the prompt and the
+    seed that fixes this image's noise (derived from the run seed and the item id, so it never depends on
+    the batch)."""
+
+    id: str
+    prompt: str
+    seed: int
+
+
+@dataclass
+class PreparedImages:
+    """What ``PromptToImage.prepare_images`` returns: the payload for ``generate_images`` (covering the
+    requests that are not in ``failed``, in order) and the requests that cannot be served (id -> reason)."""
+
+    payload: Any
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable
 class PromptToImage(Protocol):
-    """Text-to-image generators (diffusers pipelines, folders of images generated elsewhere)."""
+    """Text-to-image generators (diffusers pipelines, folders of images generated elsewhere).
 
-    def generate_images(self, prompts: Sequence[str], seeds: Sequence[int],
-                        config: ImageGenerationConfig) -> list["Image.Image"]: ...
+    ``prepare_images`` runs on the CPU in the prefetch thread (an image folder reads its files there; a
+    request it cannot serve, e.g. a missing file, goes to ``failed`` and becomes a failed item);
+    ``generate_images`` returns one RGB image per request that was not failed, in order. The same request
+    (prompt, seed, config) must give the same image at any batch size.
+    """
+
+    def prepare_images(self, requests: Sequence[ImageRequest], config: ImageGenerationConfig) -> PreparedImages:
+        ...
+
+    def generate_images(self, prepared: Any, config: ImageGenerationConfig) -> list["Image.Image"]:
+        """``prepared``: the ``payload`` of what ``prepare_images`` returned."""
 
 
 PROTOCOLS: dict[Capability, type] = {

@@ -283,6 +283,8 @@ class Runner:
                 path = art_dir / name
                 if name.endswith(".npy"):
                     np.save(path, np.asarray(value))
+                elif name.endswith(".jsonl"):
+                    path.write_text("".join(json.dumps(v, ensure_ascii=False) + "\n" for v in value))
                 else:
                     path.write_text(json.dumps(value, ensure_ascii=False))
             files["artifacts"] = str(art_dir.relative_to(run_dir))

@@ -13,8 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import counting_adapter
 from mmbench.cli.main import main
 from mmbench.results import RunResult

@@ -3,7 +3,6 @@ retries through injected failures, and the API key kept out of every result."""
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest

@@ -24,6 +24,9 @@ AUTO_ARCHITECTURES: dict[str, str] = {
         "IdeficsForVisionText2Text", "Idefics2ForConditionalGeneration", "Idefics3ForConditionalGeneration",
         "SmolVLMForConditionalGeneration", "Blip2ForConditionalGeneration", "InstructBlipForConditionalGeneration",
         "PaliGemmaForConditionalGeneration", "Qwen2VLForConditionalGeneration")},
+    "WhisperForConditionalGeneration": "hf-whisper",
+    **{arch: "hf-speech" for arch in ("Wav2Vec2ForCTC", "HubertForCTC", "WavLMForCTC", "Data2VecAudioForCTC",
+                                      "Speech2TextForConditionalGeneration", "MoonshineForConditionalGeneration")},
 }
 
 

@@ -22,6 +22,8 @@ SCORE_COMMANDS = [
     "mmbench.cli.score:add_retrieval",
     "mmbench.cli.score_text:add_vqa",
     "mmbench.cli.score_text:add_captions",
+    "mmbench.cli.score_wer:add_wer",
+    "mmbench.cli.score_fid:add_fid",
 ]
 
 

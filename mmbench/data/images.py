@@ -27,7 +27,7 @@ def load_image(src: Any) -> Image.Image:
 
     Raises ItemError naming the file when it is missing, empty, truncated or not an image.
     """
-    if hasattr(src, "fetch"):  # a lazy reference into a dataset (HFImageRef)
+    if hasattr(src, "fetch"):  # a lazy reference into a dataset (HFRef)
         src = src.fetch()
     if isinstance(src, Image.Image):
         return src if src.mode == "RGB" else src.convert("RGB")

@@ -38,8 +38,9 @@ class DataSet:
     meta: dict = field(default_factory=dict)
 
 
-class HFImageRef:
-    """A lazy pointer to one image of a Hugging Face dataset (decoded only when the item is processed)."""
+class HFRef:
+    """A lazy pointer to one image or audio cell of a Hugging Face dataset (decoded only when the item is
+    processed, in the prefetch thread)."""
 
     __slots__ = ("dataset", "column", "index")
 
@@ -50,7 +51,7 @@ class HFImageRef:
         return self.dataset[self.index][self.column]
 
     def __repr__(self) -> str:
-        return f"<hf image #{self.index}>"
+        return f"<hf {self.column} #{self.index}>"
 
 
 def resolve_path(value: str | Path, ctx: DataContext, what: str) -> Path:
@@ -193,64 +194,81 @@ def load_karpathy(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
     return DataSet(records, fp, f"Karpathy {ann_path.name} split={split} ({len(records)} images)")
 
 
-def load_hf(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
-    """A Hugging Face dataset: a hub name, a local folder of data files, or a ``save_to_disk`` folder.
-
-    ``local:`` names a folder under --data-dir that is tried first, so the same task file works offline
-    with a local copy and online with the hub name in ``path:``.
-    """
+def open_hf_dataset(cfg: Mapping[str, Any], ctx: DataContext, fmt: str = "hf") -> tuple[Any, str, str]:
+    """The split named by ``path``: a hub name, a local folder of data files, or a ``save_to_disk`` folder;
+    ``local:`` names a folder under --data-dir that is tried first, so the same task file works offline with
+    a local copy and online with the hub name. Returns (dataset, source, split)."""
     import datasets  # heavy: imported only when a task uses it
 
-    source: str | Path = _require(cfg, "path", ctx, "hf")
+    source: str | Path = _require(cfg, "path", ctx, fmt)
     if cfg.get("local") and ctx.data_dir and (ctx.data_dir / cfg["local"]).exists():
         source = ctx.data_dir / cfg["local"]
     elif Path(str(source)).expanduser().is_absolute() or (ctx.data_dir and (ctx.data_dir / str(source)).exists()):
         source = resolve_path(source, ctx, "dataset folder")
-    split = cfg.get("split", "test")
+    split = str(cfg.get("split", "test"))
     try:
-        if isinstance(source, Path) and (source / "dataset_info.json").exists() or \
-                isinstance(source, Path) and (source / "dataset_dict.json").exists():
+        if isinstance(source, Path) and any((source / f).exists() for f in ("dataset_info.json", "dataset_dict.json")):
             ds = datasets.load_from_disk(str(source))
             if isinstance(ds, datasets.DatasetDict):
                 ds = ds[split]
         else:
-            ds = datasets.load_dataset(str(source), cfg.get("name"), split=split,
-                                       revision=cfg.get("revision"))
-    except (FileNotFoundError, ConnectionError, ValueError, OSError) as exc:
+            ds = datasets.load_dataset(str(source), cfg.get("name"), split=split, revision=cfg.get("revision"))
+    except (FileNotFoundError, ConnectionError, ValueError, OSError, KeyError) as exc:
         hint = f" {ctx.help.strip()}" if ctx.help else ""
         local = f" or put a local copy at --data-dir/{cfg['local']}" if cfg.get("local") else ""
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         raise DataError(f"task {ctx.task!r}: cannot load Hugging Face dataset {str(source)!r} split {split!r} "
-                        f"({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}).{hint} "
-                        f"Check the name/split{local}.") from exc
+                        f"({exc.__class__.__name__}: {first}).{hint} Check the name/split{local}.") from exc
+    return ds, str(source), split
+
+
+def check_columns(ds: Any, wanted: Mapping[str, str | None], ctx: DataContext, source: str) -> None:
+    """Every named column exists (``wanted``: what it is for -> column name)."""
+    for what, col in wanted.items():
+        if col is not None and col not in ds.column_names:
+            raise DataError(f"task {ctx.task!r}: column {col!r} ({what}) not in dataset {source!r}; its columns "
+                            f"are {ds.column_names}")
+
+
+def row_ids(ds: Any, id_column: str | None, ctx: DataContext) -> list[str]:
+    ids = [str(x) for x in ds[id_column]] if id_column else [str(i) for i in range(len(ds))]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise DataError(f"task {ctx.task!r}: id_column {id_column!r} has duplicate value {dup!r}; name a unique "
+                        f"column or leave id_column out (ids are then row numbers)")
+    return ids
+
+
+def copy_columns(records: list[dict], ds: Any, mapping: Mapping[str, str], ctx: DataContext, source: str) -> None:
+    """``columns: {record_field: dataset_column}``: more fields for the task kind (question, answers, ...)."""
+    check_columns(ds, {f"for {field!r}": col for field, col in mapping.items()}, ctx, source)
+    for field_name, column in mapping.items():
+        for rec, value in zip(records, ds[column]):
+            rec[field_name] = value
+
+
+def load_hf(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
+    """A Hugging Face image dataset (see open_hf_dataset): ``image_column`` (default ``image``), optional
+    ``label_column``, ``captions_column``, ``id_column`` and ``columns:`` (more record fields)."""
+    import datasets
+
+    ds, source, split = open_hf_dataset(cfg, ctx, "hf")
     image_col = cfg.get("image_column", "image")
-    columns = ds.column_names
-    for key in ("image_column", "label_column", "captions_column", "id_column"):
-        col = cfg.get(key, "image" if key == "image_column" else None)
-        if col is not None and col not in columns:
-            raise DataError(f"task {ctx.task!r}: column {col!r} ({key}) not in dataset {str(source)!r}; "
-                            f"its columns are {columns}")
-    if image_col in columns:
-        ds = ds.cast_column(image_col, datasets.Image(decode=False))
-    ids = [str(x) for x in ds[cfg["id_column"]]] if cfg.get("id_column") else [str(i) for i in range(len(ds))]
-    records = [{"id": i, "image": HFImageRef(ds, image_col, n)} for n, i in enumerate(ids)]
+    check_columns(ds, {k: cfg.get(k, "image" if k == "image_column" else None)
+                       for k in ("image_column", "label_column", "captions_column", "id_column")}, ctx, source)
+    ds = ds.cast_column(image_col, datasets.Image(decode=False))
+    records = [{"id": i, "image": HFRef(ds, image_col, n)} for n, i in enumerate(row_ids(ds, cfg.get("id_column"), ctx))]
     class_names = None
     if cfg.get("label_column"):
         feature = ds.features[cfg["label_column"]]
-        labels = ds[cfg["label_column"]]
         if hasattr(feature, "names"):
             class_names = list(feature.names)
-        for rec, lab in zip(records, labels):
+        for rec, lab in zip(records, ds[cfg["label_column"]]):
             rec["label"] = lab
     if cfg.get("captions_column"):
         for rec, caps in zip(records, ds[cfg["captions_column"]]):
             rec["captions"] = [caps] if isinstance(caps, str) else list(caps)
-    # any other fields a task kind reads, e.g. {question: question, answers: answers, options: choices}
-    for field_name, column in dict(cfg.get("columns") or {}).items():
-        if column not in columns:
-            raise DataError(f"task {ctx.task!r}: column {column!r} (for {field_name!r}) not in dataset "
-                            f"{str(source)!r}; its columns are {columns}")
-        for rec, value in zip(records, ds[column]):
-            rec[field_name] = value
-    fp = fingerprint(["hf", getattr(ds, "_fingerprint", str(source)), split, sorted(cfg.items())])
+    copy_columns(records, ds, dict(cfg.get("columns") or {}), ctx, source)
+    fp = fingerprint(["hf", getattr(ds, "_fingerprint", source), split, sorted(cfg.items())])
     return DataSet(records, fp, f"HF dataset {source} split={split} ({len(records)} rows)",
                    class_names=class_names)

@@ -17,7 +17,7 @@ import functools
 import json
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
