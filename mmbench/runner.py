@@ -281,7 +281,9 @@ class Runner:
             art_dir.mkdir(exist_ok=True)
             for name, value in report.artifacts.items():
                 path = art_dir / name
-                if name.endswith(".npy"):
+                if isinstance(value, (bytes, bytearray)):  # e.g. generated images as PNG
+                    path.write_bytes(value)
+                elif name.endswith(".npy"):
                     np.save(path, np.asarray(value))
                 elif name.endswith(".jsonl"):
                     path.write_text("".join(json.dumps(v, ensure_ascii=False) + "\n" for v in value))

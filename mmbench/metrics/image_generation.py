@@ -402,3 +402,83 @@ def precision_recall(real: object, fake: object, *, k: int = 3, batch_size: int 
         "recall": MetricValue(name="recall", value=float(real_in_fake.mean()), variant=variant,
                               extra={**extra, "n_inside": int(real_in_fake.sum())}),
     }
+
+
+# ------------------------------------------------------------------------------ the task's aggregator
+# The text-to-image task stores, per generated item, its feature row ("features", NaN for a failed item)
+# and its CLIP cosine ("cosine"), and as constants (never resampled) everything about the reference set and
+# the metric settings. ``aggregate`` recomputes the task's metrics from that, so a bootstrap over the
+# generated items gives intervals for FID, KID, CLIP-score and precision/recall.
+
+CONST_REAL_MU = "const:real_mu"
+CONST_REAL_SIGMA = "const:real_sigma"
+CONST_REAL_FEATURES = "const:real_features"
+CONST_FID_METHOD = "const:fid_method"
+CONST_KID = "const:kid"  # [num_subsets, subset_size, seed]
+CONST_CLIP_CONVENTION = "const:clip_convention"
+CONST_PR_K = "const:pr_k"
+# Up to this many rows per set, KID's subsets are summed out of whole kernel matrices (a few matrix
+# products for all subsets, ~100x faster); beyond it, kernels are computed per subset (bounded memory).
+KID_KERNEL_MATRIX_MAX_ROWS = 4096
+
+
+def kid_values_fast(real: np.ndarray, fake: np.ndarray, *, num_subsets: int, subset_size: int,
+                    seed: int) -> np.ndarray:
+    """The same per-subset values as ``kid_subset_values`` (same subsets), from whole kernel matrices.
+
+    With S the 0/1 subset-membership matrix, the kernel sum over a subset's pairs is a row of
+    ``(S K) * S`` summed, and its diagonal ``S diag(K)``: every subset at once, no per-subset kernels.
+    """
+    r, f = _as_features(real, "real features"), _as_features(fake, "fake features")
+    _same_dim(r, f, "KID")
+    if max(r.shape[0], f.shape[0]) > KID_KERNEL_MATRIX_MAX_ROWS:
+        return kid_subset_values(r, f, num_subsets=num_subsets, subset_size=subset_size, seed=seed)
+    subsets = kid_subset_indices(r.shape[0], f.shape[0], num_subsets, subset_size, seed)
+    s_r = np.zeros((num_subsets, r.shape[0]))
+    s_f = np.zeros((num_subsets, f.shape[0]))
+    for i, (ri, fi) in enumerate(subsets):
+        s_r[i, ri] = 1.0
+        s_f[i, fi] = 1.0
+    k_rr, k_ff, k_rf = _poly_kernel(r, r), _poly_kernel(f, f), _poly_kernel(r, f)
+    m = subset_size
+    within_r = np.einsum("ij,ij->i", s_r @ k_rr, s_r) - s_r @ np.diagonal(k_rr)
+    within_f = np.einsum("ij,ij->i", s_f @ k_ff, s_f) - s_f @ np.diagonal(k_ff)
+    cross = np.einsum("ij,ij->i", s_r @ k_rf, s_f)
+    return (within_r + within_f) / (m * (m - 1)) - 2.0 * cross / (m * m)
+
+
+def _const(stats: ItemStats, key: str, default: object = None) -> np.ndarray | None:
+    value = stats.get(key, default)
+    return None if value is None else np.asarray(value)
+
+
+def aggregate(stats: ItemStats) -> dict[str, float]:
+    """FID, KID, CLIP-score and (when configured) precision/recall of the text-to-image task's statistics.
+
+    Items whose feature row is not finite (failed generations) are left out of FID/KID/precision/recall,
+    items with a NaN cosine out of CLIP-score; the reference set is the ``const:`` entries.
+    """
+    out: dict[str, float] = {}
+    if "features" in stats:
+        feats = np.asarray(stats["features"], dtype=np.float64)
+        fake = feats[np.isfinite(feats).all(axis=1)]
+        mu, sigma = _const(stats, CONST_REAL_MU), _const(stats, CONST_REAL_SIGMA)
+        method = str(_const(stats, CONST_FID_METHOD, "eigh"))
+        if mu is not None and sigma is not None:
+            mu2, sigma2 = feature_stats(fake)
+            out["fid"] = frechet_distance(mu, sigma, mu2, sigma2, method=method)  # type: ignore[arg-type]
+        real = _const(stats, CONST_REAL_FEATURES)
+        kid = _const(stats, CONST_KID)
+        if real is not None and kid is not None:
+            num_subsets, subset_size, seed = (int(v) for v in kid)
+            values = kid_values_fast(real, fake, num_subsets=num_subsets, subset_size=subset_size, seed=seed)
+            out["kid"] = float(values.mean())
+        pr_k = _const(stats, CONST_PR_K)
+        if real is not None and pr_k is not None:
+            fake_in_real, real_in_fake = precision_recall_flags(real, fake, k=int(pr_k))
+            out["precision"], out["recall"] = float(fake_in_real.mean()), float(real_in_fake.mean())
+    if "cosine" in stats:
+        cos = np.asarray(stats["cosine"], dtype=np.float64)
+        convention = str(_const(stats, CONST_CLIP_CONVENTION, "torchmetrics"))
+        out.update(clip_score_aggregate({"cosine": cos[np.isfinite(cos)]}, convention))  # type: ignore[arg-type]
+    return out

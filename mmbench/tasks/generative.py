@@ -66,7 +66,8 @@ class GenerativeTask(Task):
 
     def output_config(self) -> dict:
         cfg = dataclasses.asdict(self.config)
-        return {"kind": self.kind, "config": cfg}
+        # sampled generations depend on the run seed: part of the cache key then (greedy ones do not)
+        return {"kind": self.kind, "config": cfg, "seed": self.ctx.seed if self.config.do_sample else None}
 
     def describe(self) -> dict:
         d = super().describe()

@@ -1,0 +1,373 @@
+"""Text-to-image: generate (or read) one image per prompt, then FID/KID against a reference image set and
+CLIP-score against the prompts, with every choice that moves those numbers written next to them.
+
+Items are prompts from the task's data (a ``prompt`` template filled from each record: ``{prompt}``,
+``{caption}``, ``{class_name}``...). The reference images are, by ``reference_split``: ``same``, every
+record's own image (the COCO protocol: prompts are the captions of the reference images); ``alternate``,
+the odd records' images while the even records are the prompts (disjoint sets from one distribution); or
+the images of a separate ``reference_data:`` section. Each item's noise seed comes from the run seed and
+the item id. The feature extractor (``features``, see mmbench.features) and the CLIP-score model
+(``clip_model``) are loaded by the task, once per run; reference features are cached per (reference data,
+extractor). Per-item statistics are the generated images' feature rows and CLIP cosines; the reference
+set's mean/covariance/features are ``const:`` entries, so a bootstrap over generated items re-aggregates
+FID, KID and CLIP-score (``mmbench.metrics.image_generation:aggregate``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping
+
+import numpy as np
+from PIL import Image
+
+from mmbench.capabilities import Capability, ImageGenerationConfig, ImageRequest
+from mmbench.data.images import load_image
+from mmbench.data.sources import DataContext
+from mmbench.errors import DataError, ItemError, MMBenchError
+from mmbench.features import DEFAULT_EXTRACTOR, EmbedderFeatures, FeatureExtractor, load_embedder, load_extractor
+from mmbench.metrics import image_generation as metric
+from mmbench.metrics.base import MetricValue
+from mmbench.registry import DATA_FORMATS
+from mmbench.specs import fingerprint
+from mmbench.tasks.base import Batch, ScoreReport, Task
+
+REFERENCE_SPLITS = ("same", "alternate")
+CLIP_CONVENTIONS = ("torchmetrics", "clipscore-paper")
+# Settings that change a generated image or its features (the per-item cache key); the rest only scores.
+OUTPUT_KEYS = ("prompt", "negative_prompt", "guidance_scale", "num_inference_steps", "height", "width",
+               "features", "clip_model", "clip_text_prefix", "save_images")
+
+
+@dataclass(frozen=True)
+class TextToImageConfig:
+    prompt: str = "{prompt}"  # filled from each record; also {caption}, {class_name}, {article}
+    negative_prompt: str | None = None
+    guidance_scale: float = 7.5
+    num_inference_steps: int = 25
+    height: int | None = None
+    width: int | None = None
+    reference_split: str = "same"  # same | alternate (ignored when reference_data is given)
+    reference_data: Mapping[str, Any] | None = None  # a `data:`-style section for the reference images
+    features: str = DEFAULT_EXTRACTOR  # inception[:PATH] | clip:MODEL | an image-text embedder name
+    clip_model: str | None = DEFAULT_EXTRACTOR  # None: no CLIP-score
+    clip_score_convention: str = "torchmetrics"  # torchmetrics (100*cos) | clipscore-paper (2.5*cos)
+    clip_text_prefix: str = ""  # prepended to prompts for CLIP-score (the paper uses "A photo depicts ")
+    fid_method: str = "eigh"  # eigh (exact, fast) | sqrtm (pytorch-fid's)
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    kid_seed: int = 2020
+    precision_recall: bool = False
+    pr_k: int = 3
+    feature_batch_size: int = 32
+    save_images: bool = True  # PNG artifacts + a prompts.jsonl that the image-folder model reads back
+    curve: Mapping[str, Any] | None = None  # {name, x, x_label}: a point on a leaderboard curve
+
+
+def item_seed(run_seed: int, item_id: str) -> int:
+    """The item's noise seed: 31 bits of sha256(run seed, item id), whatever the batch or process."""
+    digest = hashlib.sha256(f"{int(run_seed)}/{item_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def _png(image: Image.Image) -> np.ndarray:
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="PNG", optimize=False)
+    return np.frombuffer(buf.getvalue(), dtype=np.uint8)
+
+
+def image_file_name(item_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", item_id).strip("_") + ".png"
+
+
+class TextToImage(Task):
+    kind: ClassVar[str] = "text-to-image"
+    requires: ClassVar[Capability] = Capability.GENERATE_IMAGE
+    Config: ClassVar[type] = TextToImageConfig
+    default_batch_size: ClassVar[int] = 16
+
+    def __init__(self, spec, ctx) -> None:
+        super().__init__(spec, ctx)
+        c = self.config
+        checks = [(c.reference_split in REFERENCE_SPLITS, f"reference_split {c.reference_split!r} is not one of "
+                   f"{', '.join(REFERENCE_SPLITS)}"),
+                  (c.clip_score_convention in CLIP_CONVENTIONS, f"clip_score_convention "
+                   f"{c.clip_score_convention!r} is not one of {', '.join(CLIP_CONVENTIONS)}"),
+                  (c.fid_method in ("eigh", "sqrtm"), f"fid_method {c.fid_method!r} is not eigh or sqrtm"),
+                  (c.reference_data is None or isinstance(c.reference_data, Mapping) and "format" in c.reference_data,
+                   "reference_data needs a `format:` like a `data:` section"),
+                  (c.curve is None or isinstance(c.curve, Mapping) and "name" in c.curve,
+                   "curve needs a `name:` (and x:, x_label:)")]
+        for ok, message in checks:
+            if not ok:
+                raise MMBenchError(f"task {self.name!r}: {message}; fix the task file")
+        self.shared: dict[str, Any] = {}  # run-wide resources; the runner replaces it with its own
+        self.extractor: FeatureExtractor | None = None
+        self.clip: Any = None
+        self.real: np.ndarray | None = None
+        self.n_reference_failed = 0
+        self._reference: tuple[list[dict], str, str] | None = None
+        self._text_cache: dict[str, tuple[np.ndarray, bool]] = {}
+
+    # -- items and reference set --------------------------------------------------------------------------
+    def prompt_records(self) -> list[dict]:
+        records = self.data.records
+        return records[0::2] if self.config.reference_data is None and self.config.reference_split == "alternate" \
+            else records
+
+    def items(self) -> list[dict]:
+        records = self.prompt_records()
+        return records[: self.ctx.limit] if self.ctx.limit else records
+
+    @property
+    def is_subset(self) -> bool:
+        return bool(self.ctx.limit) and self.ctx.limit < len(self.prompt_records())
+
+    def reference_records(self) -> tuple[list[dict], str, str]:
+        """(records with an ``image``, fingerprint, description) of the reference set."""
+        if self._reference is None:
+            self._reference = self._load_reference()
+        return self._reference
+
+    def _load_reference(self) -> tuple[list[dict], str, str]:
+        c = self.config
+        if c.reference_data is not None:
+            loader = DATA_FORMATS.get(c.reference_data["format"])
+            ctx = DataContext(task=self.name, data_dir=self.ctx.data_dir, help=str(c.reference_data.get("help", "")))
+            data = loader({k: v for k, v in c.reference_data.items() if k not in ("format", "help")}, ctx)
+            return data.records, data.fingerprint, f"reference_data: {data.description}"
+        if c.reference_split == "alternate":
+            return (self.data.records[1::2], fingerprint([self.data.fingerprint, "odd"]),
+                    "the odd-numbered records of the task data (prompts: the even-numbered ones)")
+        return self.data.records, self.data.fingerprint, "every record's own image (prompts: all records)"
+
+    def prompt_fields(self, item: dict) -> dict:
+        fields = {k: v for k, v in item.items() if isinstance(v, (str, int, float))}
+        if item.get("captions"):
+            fields.setdefault("caption", str(item["captions"][0]))
+        names = self.data.class_names
+        if isinstance(item.get("label"), int) and names and 0 <= item["label"] < len(names):
+            fields.setdefault("class_name", names[item["label"]])
+        if "class_name" in fields:
+            fields.setdefault("article", "an" if str(fields["class_name"])[:1].lower() in "aeiou" else "a")
+        return fields
+
+    def prompt(self, item: dict) -> str:
+        try:
+            return self.config.prompt.format(**self.prompt_fields(item))
+        except KeyError as exc:
+            raise MMBenchError(f"task {self.name!r}: prompt template {self.config.prompt!r} uses {{{exc.args[0]}}} "
+                               f"but item {item['id']!r} has no such field") from exc
+
+    def generation_config(self) -> ImageGenerationConfig:
+        c = self.config
+        return ImageGenerationConfig(guidance_scale=float(c.guidance_scale),
+                                     num_inference_steps=int(c.num_inference_steps), height=c.height,
+                                     width=c.width, negative_prompt=c.negative_prompt)
+
+    # -- extractors ----------------------------------------------------------------------------------------
+    def _shared(self, key: str, build: Callable[[], Any]) -> Any:
+        if key not in self.shared:
+            self.shared[key] = build()
+        return self.shared[key]
+
+    def load_models(self) -> None:
+        """The feature extractor and the CLIP-score model, shared by every task of the run (one load)."""
+        c = self.config
+        if self.extractor is None:
+            self.extractor = self._shared(f"image-features:{c.features}",
+                                          lambda: load_extractor(c.features, batch_size=c.feature_batch_size))
+        if c.clip_model and self.clip is None:
+            ex = self.extractor
+            if isinstance(ex, EmbedderFeatures) and ex.name == f"clip:{c.clip_model.removeprefix('clip:')}":
+                self.clip = ex.adapter
+            else:
+                self.clip = self._shared(f"clip-score-model:{c.clip_model}", lambda: load_embedder(c.clip_model))
+
+    def output_config(self) -> dict:
+        self.load_models()
+        cfg = {k: getattr(self.config, k) for k in OUTPUT_KEYS}
+        return {"config": cfg, "run_seed": self.ctx.seed, "extractor": self.extractor.fingerprint(),
+                "clip_model": self.clip.fingerprint() if self.clip is not None else None}
+
+    def describe(self) -> dict:
+        self.load_models()
+        c = self.config
+        _, ref_fp, ref_desc = self.reference_records()
+        d = super().describe()
+        d.update({
+            "prompt_template": c.prompt, "generation": self.generation_config().to_dict(),
+            "seeds": "per item: 31 bits of sha256('<run seed>/<item id>'), one torch.Generator per image",
+            "features": self.extractor.describe(),
+            "reference": {"description": ref_desc, "fingerprint": ref_fp,
+                          "n_images": None if self.real is None else int(self.real.shape[0]),
+                          "n_unreadable": self.n_reference_failed},
+            "clip_score": None if self.clip is None else {
+                "model": c.clip_model, "convention": c.clip_score_convention, "text_prefix": c.clip_text_prefix,
+                "max_text_length": getattr(self.clip, "max_text_length", None)},
+            "kid": {"subsets": c.kid_subsets, "subset_size": c.kid_subset_size, "seed": c.kid_seed},
+            "fid_method": c.fid_method})
+        return d
+
+    # -- the steps ----------------------------------------------------------------------------------------
+    def setup(self, model: Any, memo: Callable[[str, Callable[[], Any]], Any]) -> None:
+        self.load_models()
+        ex = self.extractor
+        records, ref_fp, _ = self.reference_records()
+        key = "reference-features:" + fingerprint([ref_fp, ex.fingerprint()])
+
+        def compute() -> dict:
+            images, failed = [], 0
+            for rec in records:
+                try:
+                    images.append(load_image(rec["image"]))
+                except (ItemError, KeyError):
+                    failed += 1
+            if len(images) < 2:
+                raise DataError(f"task {self.name!r}: the reference set has {len(images)} readable images; FID "
+                                f"needs at least 2 (check reference_data / the task data)")
+            return {"features": np.asarray(ex.features(images), dtype=np.float32), "n_unreadable": failed}
+
+        cached = self._shared(key, lambda: memo(key, compute))
+        self.real, self.n_reference_failed = np.asarray(cached["features"]), int(cached["n_unreadable"])
+        n_fake, n_real = len(self.items()), self.real.shape[0]
+        if self.config.kid_subset_size > min(n_fake, n_real):
+            raise MMBenchError(f"task {self.name!r}: kid_subset_size {self.config.kid_subset_size} exceeds the "
+                               f"sample count ({n_fake} prompts, {n_real} reference images); set "
+                               f"kid_subset_size: {min(n_fake, n_real)} or smaller in the task file")
+
+    def prepare(self, model: Any, items: list[dict]) -> Batch:
+        requests = [ImageRequest(it["id"], self.prompt(it), item_seed(self.ctx.seed, it["id"])) for it in items]
+        prepared = model.prepare_images(requests, self.generation_config())
+        failed = dict(prepared.failed)
+        ok = [it for it in items if it["id"] not in failed]
+        return Batch(ok, (prepared.payload, [r for r in requests if r.id not in failed]), failed)
+
+    def _text_embeddings(self, prompts: list[str]) -> tuple[np.ndarray, list[bool]]:
+        """CLIP text embeddings of ``prompts`` (with the prefix) and whether each was truncated."""
+        todo = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
+        if todo:
+            texts = [self.config.clip_text_prefix + p for p in todo]
+            before = self.clip.counters.get("texts_truncated", 0)
+            emb = np.asarray(self.clip.embed_texts(texts), dtype=np.float32)
+            any_cut = self.clip.counters.get("texts_truncated", 0) > before
+            for i, p in enumerate(todo):  # attribute truncation per prompt only when the batch had some
+                cut = False
+                if any_cut:
+                    n0 = self.clip.counters.get("texts_truncated", 0)
+                    self.clip.embed_texts([texts[i]])
+                    cut = self.clip.counters.get("texts_truncated", 0) > n0
+                self._text_cache[p] = (emb[i], cut)
+        return (np.stack([self._text_cache[p][0] for p in prompts]), [self._text_cache[p][1] for p in prompts])
+
+    def predict(self, model: Any, batch: Batch) -> list[dict]:
+        payload, requests = batch.payload
+        images = model.generate_images(payload, self.generation_config())
+        if len(images) != len(requests):
+            return images  # the runner reports the count mismatch
+        images = [im.convert("RGB") for im in images]
+        feats = np.asarray(self.extractor.features(images), dtype=np.float32)
+        outs = [{"prompt": r.prompt, "seed": r.seed, "features": feats[i], "size": list(images[i].size)}
+                for i, r in enumerate(requests)]
+        if self.clip is not None:
+            img_emb = np.asarray(self.clip.embed_images(self.clip.preprocess_images(images)), dtype=np.float32)
+            txt_emb, cut = self._text_embeddings([r.prompt for r in requests])
+            for i, out in enumerate(outs):
+                out.update(clip_image=img_emb[i], clip_text=txt_emb[i], clip_truncated=cut[i])
+        if self.config.save_images:
+            for out, im in zip(outs, images):
+                out["png"] = _png(im)
+        return outs
+
+    # -- scoring ------------------------------------------------------------------------------------------
+    def _unavailable(self, name: str, reason: str, higher_is_better: bool = False) -> MetricValue:
+        return MetricValue(name=name, value=None, variant=f"{name}/features={self.extractor.variant}",
+                           higher_is_better=higher_is_better, unavailable=reason)
+
+    def score(self, items: list[dict], outputs: list[dict | None]) -> ScoreReport:
+        assert self.real is not None and self.extractor is not None, "setup() must run before score()"
+        c, ex, real = self.config, self.extractor, self.real.astype(np.float64)
+        ok = [i for i, o in enumerate(outputs) if o is not None]
+        feats = np.full((len(items), real.shape[1]), np.nan)
+        for i in ok:
+            feats[i] = outputs[i]["features"]
+        fake = feats[ok]
+        mu_r, sigma_r = metric.feature_stats(real)
+        metrics: list[MetricValue] = []
+        notes = [f"{len(ok)} generated images vs {real.shape[0]} reference images; features: {ex.variant}"]
+        if len(ok) < len(items):
+            notes.append(f"{len(items) - len(ok)} failed item(s) are left out of FID/KID/CLIP-score (n_fake={len(ok)})")
+        if self.n_reference_failed:
+            notes.append(f"{self.n_reference_failed} unreadable reference image(s) left out of the reference set")
+        if len(ok) >= 2:
+            mu_f, sigma_f = metric.feature_stats(fake)
+            fid = metric.fid_from_stats(mu_r, sigma_r, mu_f, sigma_f, n_real=real.shape[0], n_fake=len(ok),
+                                        method=c.fid_method, features=ex.variant)
+            metrics.append(fid)
+            if "warning" in fid.extra:
+                notes.append(str(fid.extra["warning"]))
+        else:
+            metrics.append(self._unavailable("fid", f"only {len(ok)} image(s) were generated; FID needs 2"))
+        if c.kid_subset_size <= min(len(ok), real.shape[0]):
+            metrics.append(metric.kid_from_features(real, fake, num_subsets=c.kid_subsets,
+                                                    subset_size=c.kid_subset_size, seed=c.kid_seed,
+                                                    features=ex.variant))
+        else:
+            metrics.append(self._unavailable("kid", f"kid_subset_size {c.kid_subset_size} exceeds the {len(ok)} "
+                                                    f"generated images that did not fail"))
+        stats: dict[str, np.ndarray] = {"features": feats.astype(np.float32),
+                                        metric.CONST_REAL_MU: mu_r, metric.CONST_REAL_SIGMA: sigma_r,
+                                        metric.CONST_REAL_FEATURES: self.real.astype(np.float32),
+                                        metric.CONST_FID_METHOD: np.asarray(c.fid_method),
+                                        metric.CONST_KID: np.asarray([c.kid_subsets, c.kid_subset_size, c.kid_seed])}
+        cos = np.full(len(items), np.nan)
+        if self.clip is not None and ok:
+            img = np.stack([outputs[i]["clip_image"] for i in ok])
+            txt = np.stack([outputs[i]["clip_text"] for i in ok])
+            clip, clip_stats = metric.clip_score(
+                img, txt, convention=c.clip_score_convention,  # type: ignore[arg-type]
+                n_truncated=sum(bool(outputs[i]["clip_truncated"]) for i in ok),
+                text_max_length=getattr(self.clip, "max_text_length", None),
+                text_prefix=c.clip_text_prefix or None, model=str(c.clip_model))
+            metrics.append(clip)
+            cos[ok] = clip_stats["cosine"]
+            stats["cosine"] = cos
+            stats[metric.CONST_CLIP_CONVENTION] = np.asarray(c.clip_score_convention)
+            if "warning" in clip.extra:
+                notes.append(str(clip.extra["warning"]))
+        if c.precision_recall and len(ok) > c.pr_k and real.shape[0] > c.pr_k:
+            metrics.extend(metric.precision_recall(real, fake, k=c.pr_k, features=ex.variant).values())
+            stats[metric.CONST_PR_K] = np.asarray(c.pr_k)
+        samples, artifacts = self._samples_and_artifacts(items, outputs, cos)
+        # `mmbench score fid --real-features real_features.npy --fake-features fake_features.npy` re-scores
+        # the run (the generated images that did not fail, in item order).
+        artifacts["fake_features.npy"] = fake.astype(np.float32)
+        artifacts["real_features.npy"] = self.real.astype(np.float32)
+        return ScoreReport(metrics=metrics, item_ids=[it["id"] for it in items], stats=stats,
+                           aggregator="image-generation", notes=notes, samples=samples, artifacts=artifacts)
+
+    def _samples_and_artifacts(self, items: list[dict], outputs: list[dict | None],
+                               cos: np.ndarray) -> tuple[dict, dict]:
+        """Per-item sample lines, and (with save_images) one PNG per image plus the image-folder manifest."""
+        samples, artifacts, manifest = {}, {}, []
+        for i, (it, out) in enumerate(zip(items, outputs)):
+            if out is None:
+                samples[it["id"]] = {"prompt": self.prompt(it)}
+                continue
+            line = {"prompt": out["prompt"], "seed": int(out["seed"])}
+            if np.isfinite(cos[i]):
+                line["clip_cosine"] = round(float(cos[i]), 6)
+            if "png" in out:
+                name = image_file_name(it["id"])
+                artifacts[name] = np.asarray(out["png"], dtype=np.uint8).tobytes()
+                line["image"] = name
+                manifest.append(json.dumps({"id": it["id"], "prompt": out["prompt"], "image": name}))
+            samples[it["id"]] = line
+        if manifest:
+            artifacts["prompts.jsonl"] = ("\n".join(manifest) + "\n").encode("utf-8")
+        return samples, artifacts
+
