@@ -270,3 +270,20 @@ def test_retrieval_paired_on_real_embeddings():
     agg, _ = resolve_aggregator("retrieval")
     t = paired_test(a["stats"], b["stats"], agg, metrics=["t2i_R@1", "i2t_R@1"], higher_is_better={}, resamples=300)
     assert t["t2i_R@1"].p_worse < 0.01 and t["i2t_R@1"].p_worse < 0.01
+
+
+def test_bootstrap_keeps_constant_entries_fixed():
+    """FID over generated items: the reference set's mean/covariance (const: entries) are never resampled."""
+    from mmbench.metrics import image_generation as ig
+    from mmbench.report.stats import bootstrap
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(300, 4))
+    fake = rng.normal(0.3, 1.0, size=(200, 4))
+    mu, sigma = ig.feature_stats(real)
+    stats = {"features": fake, ig.CONST_REAL_MU: mu, ig.CONST_REAL_SIGMA: sigma}
+    fid = ig.aggregate(stats)["fid"]
+    b = bootstrap(stats, ig.aggregate, metrics=["fid"], resamples=200, seed=1)
+    interval = b.intervals["fid"] if hasattr(b, "intervals") else b["fid"]
+    low, high = (interval.low, interval.high)
+    assert low < fid < high and low > 0

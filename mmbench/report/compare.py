@@ -20,6 +20,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from mmbench.errors import MMBenchError
+from mmbench.metrics.base import CONST_PREFIX
 from mmbench.report.select import ResultRecord, run_records
 from mmbench.report.stats import DEFAULT_ALPHA, DEFAULT_RESAMPLES, PairedTest, holm, paired_test, resolve_aggregator
 
@@ -54,7 +55,8 @@ def align(base: ResultRecord, new: ResultRecord) -> tuple[dict[str, np.ndarray],
                            f"or inputs changed; compare runs on the same data")
     position = {item: i for i, item in enumerate(new.item_ids)}
     order = np.asarray([position[i] for i in base.item_ids], dtype=np.int64)
-    return dict(base.stats), {k: np.asarray(v)[order] for k, v in new.stats.items()}
+    return dict(base.stats), {k: np.asarray(v) if k.startswith(CONST_PREFIX) else np.asarray(v)[order]
+                              for k, v in new.stats.items()}
 
 
 def _models(records: Sequence[ResultRecord]) -> list[str]:

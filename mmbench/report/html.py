@@ -18,6 +18,7 @@ from typing import Any
 from mmbench.report import plots
 from mmbench.report.leaderboard import Leaderboard
 from mmbench.report.render import average_parts, caption_sentences, fmt_memory, fmt_rate, headers
+from mmbench.report.select import SAMPLE_IMAGE_KEY
 
 _SAMPLE_CHARS = 400
 
@@ -62,6 +63,7 @@ td.best { font-weight: bold; }
 .up { color: #1a7f37; } .down { color: #cf222e; }
 .caption, .notes { font-size: .9em; color: #444; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+img.sample { width: 64px; height: 64px; image-rendering: pixelated; }
 table.samples td { text-align: left; white-space: pre-wrap; font-family: ui-monospace, monospace;
                    font-size: .85em; max-width: 40em; overflow-wrap: anywhere; }
 details { margin: .5em 0; } summary { cursor: pointer; font-weight: 600; }
@@ -151,12 +153,22 @@ def _value_text(value: Any) -> str:
     return text if len(text) <= _SAMPLE_CHARS else text[: _SAMPLE_CHARS - 1] + "…"
 
 
+def _image_cell(sample: dict) -> str:
+    """A generated image, inline (base64 PNG; the page's CSP allows only data: images)."""
+    data = sample.get(SAMPLE_IMAGE_KEY)
+    if not isinstance(data, str) or not data.isascii() or not data.replace("+", "").replace("/", "").rstrip("=").isalnum():
+        return "<td></td>"
+    return f'<td><img class="sample" alt="generated image" src="data:image/png;base64,{data}"></td>'
+
+
 def _samples(lb: Leaderboard) -> str:
     parts = []
     for model, task, samples in lb.samples:
-        keys = list(dict.fromkeys(k for s in samples for k in s))
-        head = "".join(f"<th>{_e(k)}</th>" for k in keys)
-        rows = "".join("<tr>" + "".join(f"<td>{_e(_value_text(s.get(k, '')))}</td>" for k in keys) + "</tr>"
+        keys = [k for k in dict.fromkeys(k for s in samples for k in s) if k != SAMPLE_IMAGE_KEY]
+        with_images = any(SAMPLE_IMAGE_KEY in s for s in samples)
+        head = ("<th>output</th>" if with_images else "") + "".join(f"<th>{_e(k)}</th>" for k in keys)
+        rows = "".join("<tr>" + (_image_cell(s) if with_images else "")
+                       + "".join(f"<td>{_e(_value_text(s.get(k, '')))}</td>" for k in keys) + "</tr>"
                        for s in samples)
         parts.append(f"<details><summary>{_e(model)} / {_e(task)}: first {len(samples)} items</summary>"
                      f'<table class="samples"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></details>')

@@ -10,6 +10,7 @@ intervals and paired tests need. ``run_records`` does the same for one run given
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,13 +63,24 @@ class ResultRecord:
         if not path.is_file():
             return []
         out = []
+        art = self.run_dir / self.result.files["artifacts"] if self.result.files.get("artifacts") else None
         with open(path, encoding="utf-8") as fh:
             for line in fh:
                 if len(out) >= limit:
                     break
                 if line.strip():
-                    out.append(json.loads(line))
+                    sample = json.loads(line)
+                    image = sample.get("image")
+                    # a generated image saved beside the run (text-to-image): attached for the HTML page
+                    if art is not None and isinstance(image, str) and image.endswith(".png") \
+                            and (art / image).is_file() and (art / image).stat().st_size <= MAX_SAMPLE_IMAGE_BYTES:
+                        sample[SAMPLE_IMAGE_KEY] = base64.b64encode((art / image).read_bytes()).decode("ascii")
+                    out.append(sample)
         return out
+
+
+SAMPLE_IMAGE_KEY = "_image_png_base64"
+MAX_SAMPLE_IMAGE_BYTES = 256 * 1024
 
 
 def task_result_from_dict(d: dict) -> TaskResult:

@@ -36,6 +36,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from mmbench.errors import MMBenchError
+from mmbench.metrics.base import CONST_PREFIX, subset
 
 Aggregate = Callable[[Mapping[str, np.ndarray]], Mapping[str, float]]
 
@@ -152,8 +153,9 @@ def _check_settings(resamples: int, alpha: float, method: str = "bootstrap") -> 
 
 
 def _arrays(stats: Mapping[str, object]) -> tuple[dict[str, np.ndarray], int]:
+    """The statistics as arrays and the number of items (constant entries, CONST_PREFIX, do not count)."""
     arrays = {k: np.asarray(v) for k, v in stats.items()}
-    sizes = {len(v) for v in arrays.values() if v.ndim > 0}
+    sizes = {len(v) for k, v in arrays.items() if v.ndim > 0 and not k.startswith(CONST_PREFIX)}
     if len(sizes) > 1:
         raise MMBenchError(f"per-item statistics disagree on the number of items ({sorted(sizes)}): the "
                            f"stored statistics are corrupt; re-run the task")
@@ -181,8 +183,8 @@ def plain_mean_keys(stats: Mapping[str, np.ndarray], aggregate: Aggregate, full:
     like the metric first) is kept only when it also equals the aggregator's value on two random resamples.
     Such metrics are resampled in one vectorised gather (no aggregator calls) and have an exact analytic SE.
     """
-    candidates = {k: v.astype(np.float64) for k, v in stats.items()
-                  if v.ndim == 1 and len(v) and v.dtype.kind in "biuf" and np.isfinite(v).all()}
+    candidates = {k: v.astype(np.float64) for k, v in stats.items() if not k.startswith(CONST_PREFIX)
+                  and v.ndim == 1 and len(v) and v.dtype.kind in "biuf" and np.isfinite(v).all()}
     guesses: dict[str, str] = {}
     for m in metrics:
         for key in sorted(candidates, key=lambda k: k != m):
@@ -194,7 +196,7 @@ def plain_mean_keys(stats: Mapping[str, np.ndarray], aggregate: Aggregate, full:
         if not guesses:
             break
         idx = rng.integers(0, n, size=n)
-        out = aggregate({k: v[idx] for k, v in stats.items()})
+        out = aggregate(subset(stats, idx))
         guesses = {m: k for m, k in guesses.items() if _close(float(candidates[k][idx].mean()), _float(out.get(m)))}
     return guesses
 
@@ -326,7 +328,7 @@ def _replicates(arrays: dict[str, np.ndarray], n: int, aggregate: Aggregate, met
             if m in means:
                 out[m].append(arrays[means[m]].astype(np.float64)[idx].mean(axis=1))
         if slow:
-            rows = [aggregate({k: v[row] for k, v in arrays.items()}) for row in idx]
+            rows = [aggregate(subset(arrays, row)) for row in idx]
             for m in slow:
                 out[m].append(np.array([_float(r.get(m)) for r in rows], dtype=np.float64))
     return {m: np.concatenate(v) if v else np.zeros(0) for m, v in out.items()}
@@ -454,7 +456,7 @@ def _paired_replicates(base: dict[str, np.ndarray], new: dict[str, np.ndarray], 
         for m, d in diffs.items():
             out[m].append(d[idx].mean(axis=1))
         if slow:
-            rows = [(aggregate({k: v[r] for k, v in new.items()}), aggregate({k: v[r] for k, v in base.items()}))
+            rows = [(aggregate(subset(new, r)), aggregate(subset(base, r)))
                     for r in idx]
             for m in slow:
                 out[m].append(np.array([_difference(a, b, m) for a, b in rows], dtype=np.float64))
@@ -475,6 +477,9 @@ def _permutation_replicates(base: dict[str, np.ndarray], new: dict[str, np.ndarr
         for s in swap if slow else ():
             mixed_new, mixed_base = {}, {}
             for k, values in new.items():
+                if k.startswith(CONST_PREFIX):  # the same for every item: each run keeps its own
+                    mixed_new[k], mixed_base[k] = values, base[k]
+                    continue
                 mask = s.reshape((n,) + (1,) * (values.ndim - 1))
                 mixed_new[k] = np.where(mask, base[k], values)
                 mixed_base[k] = np.where(mask, values, base[k])
