@@ -148,3 +148,22 @@ def test_captioning_end_to_end_and_score_captions(capsys, vlms, gen_data, tmp_pa
     limited, _ = run(capsys, "hf-idefics", vlms["hf-idefics"], data, tasks, tmp_path / "lim", "tiny-captions",
                      "--limit", "4")
     assert any("not comparable" in n for n in limited.results[0].notes)
+
+
+def test_per_run_generation_settings_override_the_task_file(capsys, vlms, gen_data, tmp_path):
+    data, tasks = gen_data
+    code = main(["run", "--model", "hf-llava", "--model-args", f"pretrained={vlms['hf-llava']}", "--tasks",
+                 "tiny-vqa", "--include-path", str(tasks), "--data-dir", str(data), "--output-dir", str(tmp_path),
+                 "--no-progress", "--limit", "3", "--gen-kwargs", "max_new_tokens=3,num_beams=2",
+                 "--system-prompt", "Be brief.", "--prompt", "Q: {question} A:"])
+    assert code == 0, capsys.readouterr().err
+    run_dir = sorted(p for p in tmp_path.iterdir() if p.is_dir())[-1]
+    result = RunResult.read(run_dir).results[0]
+    assert result.task_info["generation"]["max_new_tokens"] == 3 and result.task_info["generation"]["num_beams"] == 2
+    assert result.task_info["system_prompt"] == "Be brief." and result.task_info["prompt_template"] == "Q: {question} A:"
+    assert all("Q: " in p[1] and "Be brief." in p[1] for p in predictions(run_dir, result))
+    code = main(["run", "--model", "hf-llava", "--model-args", f"pretrained={vlms['hf-llava']}", "--tasks",
+                 "tiny-vqa", "--include-path", str(tasks), "--data-dir", str(data), "--output-dir", str(tmp_path),
+                 "--gen-kwargs", "max_tokens=3"])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown setting 'max_tokens'" in err

@@ -52,6 +52,10 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--include-path", type=Path, action="append", default=[],
                    help="an extra folder of task YAML files (repeatable)")
     p.add_argument("--tag", action="append", default=[], help="a tag stored with the run (repeatable)")
+    p.add_argument("--gen-kwargs", default="", help="decoding settings for generative tasks, overriding the task "
+                                                    "files: max_new_tokens=16,do_sample=true,temperature=0.7,...")
+    p.add_argument("--system-prompt", help="system prompt for generative tasks (overrides the task files)")
+    p.add_argument("--prompt", help="user prompt template for generative tasks, e.g. '{question} Answer briefly.'")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the per-item cache")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 is often faster "
@@ -90,9 +94,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     alias = model_args.pop("alias", None)  # --model-args alias=NAME files the results under NAME
     if alias and len(model_names) > 1:
         raise MMBenchError("model arg alias= names one model; run the models separately to alias each")
+    overrides = run_overrides(args)
     spec = RunSpec(
         models=tuple(ModelSpec(n, model_args, alias) for n in model_names),
-        tasks=tuple(catalog.task_spec(t) for t in task_names),
+        tasks=tuple(with_overrides(catalog.task_spec(t), overrides) for t in task_names),
         options=RunOptions(batch_size=args.batch_size, limit=args.limit, device=args.device,
                            data_dir=args.data_dir, output_dir=args.output_dir, store=args.store,
                            cache=not args.no_cache, seed=args.seed, tags=tuple(args.tag),
@@ -103,6 +108,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     if run is not None:  # under torchrun only rank 0 holds the results
         print(results_table(run, str(run_dir)))
     return 0
+
+
+def run_overrides(args: argparse.Namespace) -> dict:
+    """Per-run settings for generative tasks (--gen-kwargs, --system-prompt, --prompt), typed like YAML."""
+    import yaml
+
+    from mmbench.specs import parse_kv_args
+    from mmbench.tasks.generative import GENERATION_KEYS
+
+    overrides = {k: yaml.safe_load(v) for k, v in parse_kv_args(args.gen_kwargs, "--gen-kwargs").items()}
+    unknown = sorted(set(overrides) - set(GENERATION_KEYS))
+    if unknown:
+        raise MMBenchError(f"--gen-kwargs: unknown setting {unknown[0]!r}; use {', '.join(GENERATION_KEYS)}")
+    if "stop" in overrides and isinstance(overrides["stop"], str):
+        overrides["stop"] = [overrides["stop"]]
+    if args.system_prompt is not None:
+        overrides["system"] = args.system_prompt
+    if args.prompt is not None:
+        overrides["prompt"] = args.prompt
+    return overrides
+
+
+def with_overrides(spec, overrides: dict):
+    """The task spec with per-run generative settings applied (to a probe's wrapped task too)."""
+    from mmbench.registry import TASK_KINDS
+    from mmbench.specs import TaskSpec
+    from mmbench.tasks.generative import GenerativeTask
+
+    if not overrides:
+        return spec
+    config = dict(spec.config)
+    if "wraps" in config:
+        inner = with_overrides(TaskSpec(**config["wraps"]), overrides)
+        config["wraps"] = inner.to_dict()
+        return TaskSpec(spec.name, spec.kind, config, spec.source)
+    kind = TASK_KINDS.get(spec.kind)
+    if not (isinstance(kind, type) and issubclass(kind, GenerativeTask)):
+        return spec  # embedding/ASR tasks have no decoding settings
+    return TaskSpec(spec.name, spec.kind, {**config, **overrides}, spec.source)
 
 
 def add_list_parser(sub: argparse._SubParsersAction) -> None:
