@@ -86,6 +86,21 @@ def torch_dtype(name: str) -> Any:
     return "auto" if resolved == "auto" else getattr(torch, resolved)
 
 
+def inputs_to(inputs: Mapping[str, Any], device: Any, dtype: Any) -> dict:
+    """A processor's output ready for the model: tensors moved to ``device``, floating ones (pixels, audio
+    features) cast to the model's ``dtype``; everything else passed through."""
+    import torch
+
+    out = {}
+    for key, value in inputs.items():
+        if isinstance(value, torch.Tensor):
+            value = value.to(device)
+            if value.is_floating_point():
+                value = value.to(dtype)
+        out[key] = value
+    return out
+
+
 def hash_model_files(path: Path, full_limit: int = 64 << 20) -> str:
     """Fingerprint a local model folder: every file's name and size, and its bytes (files over 64 MiB: the
     first and last MiB only, so a 14 GB checkpoint is fingerprinted in milliseconds)."""

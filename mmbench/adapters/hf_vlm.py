@@ -11,10 +11,10 @@ from __future__ import annotations
 import copy
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from mmbench.adapters.base import Adapter, ModelArgs, ModelPreset, torch_dtype
+from mmbench.adapters.base import Adapter, ModelArgs, ModelPreset, inputs_to
+from mmbench.adapters.hf_loading import load_pretrained
 from mmbench.adapters.hf_vlm_prompts import (ChatTemplate, PromptBuilder, detect_image_slots,
                                              is_left_padded, resolve_chat_template)
 from mmbench.capabilities import Capability, Generation, GenerationConfig, GenerationRequest
@@ -42,15 +42,6 @@ class PreparedBatch:
 
     inputs: list[Any]
     prompts: list[str]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:240]
-
-
-def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists()
 
 
 class HFImageTextToText(Adapter):
@@ -104,46 +95,16 @@ class HFImageTextToText(Adapter):
 
     # -- loading ----------------------------------------------------------------------------------
     def _load(self, args: HFVLMArgs) -> tuple[Any, Any]:
-        from transformers import AutoConfig, AutoProcessor
+        def check(processor: Any) -> None:
+            if getattr(processor, "image_processor", None) is None:
+                raise MMBenchError(f"{args.pretrained!r}: AutoProcessor gave {type(processor).__name__}, which has "
+                                   f"no image processor; it is not an image-text-to-text model (or lacks its "
+                                   f"preprocessor files)")
 
-        where = args.pretrained
-        if _looks_like_path(where) and not Path(where).expanduser().is_dir():
-            raise MMBenchError(f"model folder {where!r} does not exist; pass an existing folder or a hub name")
-        if _looks_like_path(where):
-            where = str(Path(where).expanduser())
-        if args.device_map:
-            import importlib.util
-
-            if importlib.util.find_spec("accelerate") is None:
-                raise MMBenchError(f"device_map={args.device_map!r} needs the accelerate package: pip install "
-                                   f"accelerate, or drop device_map and use device=")
-        hub_kw = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
-        fix = ("pass a local folder with config.json, weights and processor files, or a hub name that is in the "
-               "local Hugging Face cache")
-        try:
-            config = AutoConfig.from_pretrained(where, **hub_kw)
-        except (OSError, ValueError) as exc:
-            raise MMBenchError(f"cannot load the config of {args.pretrained!r} ({_first_line(exc)}); {fix}") from exc
-        model_cls = self._model_class(args, config)
-        try:
-            processor = AutoProcessor.from_pretrained(where, **hub_kw)
-        except (OSError, ValueError, TypeError) as exc:
-            raise MMBenchError(f"cannot load the processor of {args.pretrained!r} ({_first_line(exc)}); {fix}") \
-                from exc
-        if getattr(processor, "image_processor", None) is None:
-            raise MMBenchError(f"{args.pretrained!r}: AutoProcessor gave {type(processor).__name__}, which has no "
-                               f"image processor; it is not an image-text-to-text model (or lacks its "
-                               f"preprocessor files)")
-        load_kw: dict[str, Any] = {**hub_kw, "config": config, "dtype": torch_dtype(args.dtype)}
-        if args.device_map:
-            load_kw["device_map"] = args.device_map
-        if args.attn_implementation:
-            load_kw["attn_implementation"] = args.attn_implementation
-        try:
-            model = model_cls.from_pretrained(where, **load_kw)
-        except (OSError, ValueError) as exc:
-            raise MMBenchError(f"cannot load {args.pretrained!r} with {getattr(model_cls, '__name__', model_cls)} "
-                               f"({_first_line(exc)}); {fix}") from exc
+        processor, model = load_pretrained(
+            args.pretrained, revision=args.revision, trust_remote_code=args.trust_remote_code, dtype=args.dtype,
+            model_class=lambda config: self._model_class(args, config), check_processor=check,
+            device_map=args.device_map, attn_implementation=args.attn_implementation)
         if not args.device_map:
             model.to(self.device)
         model.eval()
@@ -232,14 +193,7 @@ class HFImageTextToText(Adapter):
         return results
 
     def _to_device(self, encoded: Any) -> dict:
-        inputs = {}
-        for key, value in encoded.items():
-            if isinstance(value, self.torch.Tensor):
-                value = value.to(self.input_device)
-                if value.is_floating_point():
-                    value = value.to(self.dtype)
-            inputs[key] = value
-        return inputs
+        return inputs_to(encoded, self.input_device, self.dtype)
 
     def image_attention(self, prepared: PreparedBatch, config: GenerationConfig) -> list[dict]:
         """Per request, how much the model looks at its image while generating greedily (see

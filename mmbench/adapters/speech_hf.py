@@ -15,12 +15,12 @@ apart is what makes a short utterance's transcript independent of whatever long 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from mmbench.adapters.base import Adapter, ModelArgs, torch_dtype
+from mmbench.adapters.base import Adapter, ModelArgs, inputs_to
+from mmbench.adapters.hf_loading import load_pretrained
 from mmbench.capabilities import Capability
 from mmbench.errors import MMBenchError
 
@@ -53,11 +53,6 @@ class WhisperArgs(ModelArgs):
     attn_implementation: str | None = None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:240]
-
-
 class _HFSpeech(Adapter):
     """Loading, device/dtype handling and provenance shared by the two transformers speech adapters."""
 
@@ -84,50 +79,16 @@ class _HFSpeech(Adapter):
         self.resolved_revision = getattr(self.model.config, "_commit_hash", None)
 
     def _load(self, args: Any) -> tuple[Any, Any]:
-        from transformers import AutoConfig, AutoProcessor
-
-        where = args.pretrained
-        local = Path(where).expanduser()
-        if where.startswith(("/", "./", "../", "~")) and not local.is_dir():
-            raise MMBenchError(f"model folder {where!r} does not exist; pass an existing folder or a hub name")
-        if local.is_dir():
-            where = str(local)
-        hub_kw = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
-        fix = ("pass a local folder with config.json, weights and processor files, or a hub name that is in the "
-               "local Hugging Face cache")
-        try:
-            config = AutoConfig.from_pretrained(where, **hub_kw)
-        except (OSError, ValueError) as exc:
-            raise MMBenchError(f"cannot load the config of {args.pretrained!r} ({_first_line(exc)}); {fix}") from exc
-        model_cls = self._model_class(config)
-        try:
-            processor = AutoProcessor.from_pretrained(where, **hub_kw)
-        except (OSError, ValueError, TypeError) as exc:
-            raise MMBenchError(f"cannot load the processor of {args.pretrained!r} ({_first_line(exc)}); {fix}") \
-                from exc
-        load_kw: dict[str, Any] = {**hub_kw, "config": config, "dtype": torch_dtype(args.dtype)}
-        if args.attn_implementation:
-            load_kw["attn_implementation"] = args.attn_implementation
-        try:
-            model = model_cls.from_pretrained(where, **load_kw)
-        except (OSError, ValueError) as exc:
-            raise MMBenchError(f"cannot load {args.pretrained!r} with {model_cls.__name__} ({_first_line(exc)}); "
-                               f"{fix}") from exc
+        processor, model = load_pretrained(
+            args.pretrained, revision=args.revision, trust_remote_code=args.trust_remote_code, dtype=args.dtype,
+            model_class=self._model_class, attn_implementation=args.attn_implementation)
         return processor, model.to(self.device).eval()
 
     def _model_class(self, config: Any) -> Any:
         raise NotImplementedError
 
     def _on_device(self, inputs: Any) -> dict:
-        """Tensors to the model's device; floating ones (features) to its dtype."""
-        out = {}
-        for key, value in inputs.items():
-            if isinstance(value, self.torch.Tensor):
-                value = value.to(self.device)
-                if value.is_floating_point():
-                    value = value.to(self.dtype)
-            out[key] = value
-        return out
+        return inputs_to(inputs, self.device, self.dtype)
 
     def _decode(self, ids: Any, skip_special_tokens: bool = True) -> list[str]:
         return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=skip_special_tokens)]

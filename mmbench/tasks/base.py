@@ -160,6 +160,15 @@ class Task:
         raise NotImplementedError
 
 
+def fill_prompt(task: str, template: str, fields: Mapping[str, Any], item_id: str) -> str:
+    """``template.format(**fields)``, or a one-line error naming the task, the template and the missing field."""
+    try:
+        return template.format(**fields)
+    except KeyError as exc:
+        raise MMBenchError(f"task {task!r}: prompt template {template!r} uses {{{exc.args[0]}}} "
+                           f"but item {item_id!r} has no such field") from exc
+
+
 def decode_each(items: list[dict], decode: Callable[[dict], Any]) -> tuple[list[dict], list[Any], dict[str, str]]:
     """Apply ``decode`` to every item; items raising ItemError are set aside with their message."""
     ok, decoded, failed = [], [], {}

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from mmbench.capabilities import Capability, GenerationConfig, GenerationRequest
 from mmbench.data.images import load_image
 from mmbench.errors import MMBenchError
-from mmbench.tasks.base import Batch, Task, decode_each
+from mmbench.tasks.base import Batch, Task, decode_each, fill_prompt
 
 ANSWER_EXTRACTIONS = {
     "raw": "the generation as is (the metric's own normalisation applies)",
@@ -58,11 +58,7 @@ class GenerativeTask(Task):
         return {k: v for k, v in item.items() if isinstance(v, (str, int, float))}
 
     def prompt(self, item: dict) -> str:
-        try:
-            return self.config.prompt.format(**self.prompt_fields(item))
-        except KeyError as exc:
-            raise MMBenchError(f"task {self.name!r}: prompt template {self.config.prompt!r} uses {{{exc.args[0]}}} "
-                               f"but item {item['id']!r} has no such field") from exc
+        return fill_prompt(self.name, self.config.prompt, self.prompt_fields(item), item["id"])
 
     def output_config(self) -> dict:
         cfg = dataclasses.asdict(self.config)

@@ -34,7 +34,7 @@ from mmbench.metrics import image_generation as metric
 from mmbench.metrics.base import MetricValue
 from mmbench.registry import DATA_FORMATS
 from mmbench.specs import fingerprint
-from mmbench.tasks.base import Batch, ScoreReport, Task
+from mmbench.tasks.base import Batch, ScoreReport, Task, fill_prompt
 
 REFERENCE_SPLITS = ("same", "alternate")
 CLIP_CONVENTIONS = ("torchmetrics", "clipscore-paper")
@@ -157,11 +157,7 @@ class TextToImage(Task):
         return fields
 
     def prompt(self, item: dict) -> str:
-        try:
-            return self.config.prompt.format(**self.prompt_fields(item))
-        except KeyError as exc:
-            raise MMBenchError(f"task {self.name!r}: prompt template {self.config.prompt!r} uses {{{exc.args[0]}}} "
-                               f"but item {item['id']!r} has no such field") from exc
+        return fill_prompt(self.name, self.config.prompt, self.prompt_fields(item), item["id"])
 
     def generation_config(self) -> ImageGenerationConfig:
         c = self.config
