@@ -131,3 +131,20 @@ def test_attention_measures_on_tiny_vlms(capsys, probe_data, tmp_path):
         values = {m["name"]: m["value"] for m in result.metrics}
         assert 0.0 < values[measure] < 1.0 + (measure == "xattn_gate_ratio") * 100
         assert "relative_image_reliance" in values
+
+
+def test_leaderboard_shows_reliance_and_verdict(capsys, probe_data, tmp_path):
+    data, tasks = probe_data
+    store = tmp_path / "results.sqlite"
+    for model in ("image-only", "text-only"):
+        assert main(["run", "--model", model, "--tasks", "probe:pv", "--include-path", str(tasks), "--data-dir",
+                     str(data), "--output-dir", str(tmp_path / "runs"), "--store", str(store), "--no-progress"]) == 0
+    board = tmp_path / "board.yaml"
+    board.write_text("leaderboard: probes\ncolumns:\n"
+                     "  - {task: 'probe:pv', metric: image_reliance, label: 'Image reliance', scale: 100}\n"
+                     "resamples: 200\n")
+    capsys.readouterr()
+    assert main(["leaderboard", str(board), "--store", str(store), "--format", "md"]) == 0
+    out = capsys.readouterr().out
+    assert "Image reliance (image-only): verdict uses-image" in out
+    assert "Image reliance (text-only): verdict collapsed" in out

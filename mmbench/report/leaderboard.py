@@ -328,7 +328,9 @@ def _cells(definition: Definition, models: list[str], records: dict, boots: dict
                 "peak_memory_bytes": r.peak_memory.bytes, "peak_memory_kind": r.peak_memory.kind,
                 "is_subset": bool(r.task_info.get("data", {}).get("is_subset", False)),
                 "run_id": rec.run_id, "result_id": rec.result_id, "created_at": r.created_at,
-                "p_vs_baseline": None, "sig": 0, "best": False})
+                "p_vs_baseline": None, "sig": 0, "best": False,
+                # probes' reliance metrics carry a verdict (uses-image / weak / collapsed) and its own CI
+                "verdict": (metric.get("extra") or {}).get("verdict") or ""})
     cells = pd.DataFrame(rows, columns=None if rows else ["model", "column", "value", "scale", "higher_is_better"])
     for label in cells["column"].unique() if not cells.empty else ():
         sel = cells[(cells["column"] == label) & cells["value"].notna()]
@@ -494,6 +496,8 @@ def _notes(definition: Definition, cells: pd.DataFrame, records: dict) -> list[s
             approximations.setdefault(c.column, []).append(f"{c.model} {c.approximation:.4g} vs {c.value:.4g}")
         elif c.note:
             remarks.setdefault((c.column, c.note), []).append(c.model)
+        if getattr(c, "verdict", ""):
+            remarks.setdefault((c.column, f"verdict {c.verdict}"), []).append(c.model)
         if c.is_subset:
             subset = "evaluated a subset of the data (--limit), not comparable to full-set scores"
             remarks.setdefault((c.column, subset), []).append(c.model)
