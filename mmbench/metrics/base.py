@@ -43,5 +43,10 @@ CONST_PREFIX = "const:"
 
 def subset(stats: ItemStats, idx: np.ndarray) -> dict[str, np.ndarray]:
     """The statistics of the items at ``idx`` (indices may repeat, as in a bootstrap resample); constant
-    entries (CONST_PREFIX) are passed through unchanged."""
-    return {k: (np.asarray(v) if k.startswith(CONST_PREFIX) else np.asarray(v)[idx]) for k, v in stats.items()}
+    entries (CONST_PREFIX, also when nested as 'prefix/' + CONST_PREFIX..., and any 0-d value) are passed
+    through unchanged."""
+    return {k: (np.asarray(v) if _is_const(k, v) else np.asarray(v)[idx]) for k, v in stats.items()}
+
+
+def _is_const(key: str, value: object) -> bool:
+    return key.startswith(CONST_PREFIX) or f"/{CONST_PREFIX}" in key or np.ndim(value) == 0

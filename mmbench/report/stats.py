@@ -191,7 +191,7 @@ def plain_mean_keys(stats: Mapping[str, np.ndarray], aggregate: Aggregate, full:
             if _close(float(candidates[key].mean()), _float(full.get(m))):
                 guesses[m] = key
                 break
-    n = len(next(iter(stats.values()))) if stats else 0
+    n = _arrays(stats)[1]
     for _ in range(2):
         if not guesses:
             break

@@ -214,7 +214,12 @@ class ModalityProbe(Task):
         return outputs
 
     def batch_order(self, items: list[dict]) -> list[dict]:
-        return self.inner.batch_order(items)
+        """The wrapped task's order within each condition, conditions one after another: a batch then holds
+        one or two conditions (prepare() splits it per condition), not six small slices of one."""
+        by_condition: dict[str, list[dict]] = {}
+        for it in items:
+            by_condition.setdefault(it["_condition"], []).append(it)
+        return [it for part in by_condition.values() for it in self.inner.batch_order(part)]
 
     # -- scoring ------------------------------------------------------------------------------------------------
     def score(self, items: list[dict], outputs: list[dict | None]) -> ScoreReport:
@@ -256,7 +261,8 @@ class ModalityProbe(Task):
             word = rel.verdict(lo, hi).replace("image", label)
             extra = {"ci95": [lo, hi], "verdict": word, "best_ablation": best, "resamples": self.config.resamples,
                      "seed": self.ctx.seed}
-            what = f"{self.metric}(real) - best {self.metric} over {', '.join(ablations)} (best: {best})"
+            # (which ablation was best is a per-model finding, kept in extra, not part of the metric's variant)
+            what = f"{self.metric}(real) - best {self.metric} over {', '.join(ablations)}"
             metrics.append(MetricValue(f"{label}_reliance", absolute, what, extra=extra))
             metrics.append(MetricValue(f"relative_{label}_reliance", relative,
                                        f"({what}) / distance of the real score from the worst value "
@@ -303,6 +309,8 @@ def probe_spec(inner: TaskSpec) -> TaskSpec:
     name = f"probe:{inner.name}"
     config = {"task": name, "kind": kind, "wraps": inner.to_dict(),
               "description": f"modality-collapse probe of {inner.name}"}
+    if inner.config.get("batch_size"):  # batched like the wrapped task (a throughput setting, never a score's)
+        config["batch_size"] = inner.config["batch_size"]
     return TaskSpec(name=name, kind=kind, config=config, source=inner.source)
 
 
