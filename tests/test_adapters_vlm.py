@@ -343,3 +343,31 @@ def test_text_only_model_is_refused(tmp_path):
 def test_blip2_refuses_two_images(model):
     with pytest.raises(MMBenchError, match="exactly one image"):
         model("blip2").prepare([GenerationRequest("two", (tv.random_image(0), tv.random_image(1)))], GREEDY)
+
+
+def test_chat_template_falls_back_to_the_tokenizers_and_images_go_first_without_a_marker():
+    from types import SimpleNamespace
+
+    from mmbench.adapters.hf_vlm_prompts import InterleavedSlots, resolve_chat_template
+
+    # IdeficsProcessor (transformers 5) loads without its template; the tokenizer saved beside it keeps it.
+    tok = SimpleNamespace(chat_template="{{ 'User: ' }}", bos_token="<s>")
+    assert resolve_chat_template("auto", SimpleNamespace(chat_template=None, tokenizer=tok)).source == "tokenizer"
+    own = SimpleNamespace(chat_template="{{ 'X' }}", tokenizer=tok)
+    assert resolve_chat_template("auto", own).source == "processor"
+    assert resolve_chat_template("auto", SimpleNamespace(chat_template=None, tokenizer=None)).text is None
+
+    seen = []
+
+    class Processor:  # records what the adapter hands to IdeficsProcessor
+        image_token, tokenizer = "<image>", tok
+
+        def __call__(self, text, **kw):
+            seen.append(text)
+
+    slots = InterleavedSlots(Processor())
+    slots.check("User: what colour?\nAssistant:", 1)  # no marker: accepted
+    with pytest.raises(MMBenchError, match="2 image placeholder"):
+        slots.check("<image><image>User: hi", 1)
+    slots.encode(["<s>User: what colour?\nAssistant:"], [["IMG"]], None)
+    assert seen == [[["IMG", "User: what colour?\nAssistant:"]]]  # the image in front, BOS left to the processor

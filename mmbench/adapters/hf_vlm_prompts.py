@@ -40,10 +40,15 @@ def resolve_chat_template(arg: str, processor: Any) -> ChatTemplate:
     if arg == "none":
         return ChatTemplate(None, "none")
     if arg == "auto":
-        own = getattr(processor, "chat_template", None)
-        if isinstance(own, dict):  # several named templates: the "default" one, as transformers picks it
-            own = own.get("default")
-        return ChatTemplate(own, "processor") if own else ChatTemplate(None, "none")
+        for source, owner in (("processor", processor), ("tokenizer", getattr(processor, "tokenizer", None))):
+            own = getattr(owner, "chat_template", None)
+            if isinstance(own, dict):  # several named templates: the "default" one, as transformers picks it
+                own = own.get("default")
+            if own:
+                # Some processors (IdeficsProcessor in transformers 5) drop their template when loaded while
+                # the tokenizer saved beside them keeps it: the checkpoint's template either way.
+                return ChatTemplate(own, source)
+        return ChatTemplate(None, "none")
     path = Path(arg).expanduser()
     if not path.is_file():
         raise MMBenchError(f"chat_template={arg!r}: no such file; use auto, none or the path to a Jinja file")
@@ -139,12 +144,21 @@ class InterleavedSlots(ImageSlots):
         super().__init__(processor)
         self.image_token = self.image_token or "<image>"
 
+    def check(self, text: str, n_images: int) -> None:
+        # A template that writes no image marker: the images go in front of the text, as IdeficsProcessor
+        # itself places them when given images and text separately.
+        if self.image_token not in text:
+            return
+        super().check(text, n_images)
+
     def encode(self, texts: list[str], images: list[list[Any]], add_special_tokens: bool | None) -> Any:
         bos = getattr(self.processor.tokenizer, "bos_token", None)
         samples = []
         for text, imgs in zip(texts, images):
             if bos and text.startswith(bos):  # the processor writes BOS itself
                 text = text[len(bos):]
+            if self.image_token not in text:
+                text = self.image_token * len(imgs) + text
             pieces = text.split(self.image_token)
             sample: list[Any] = []
             for i, piece in enumerate(pieces):
