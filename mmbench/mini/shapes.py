@@ -11,7 +11,7 @@ training, and no two test scenes (in one split or across splits) show the same c
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -129,16 +129,19 @@ def generate(split: str, seed: int = DEFAULT_SEED, n: int | None = None) -> list
 def iter_scenes(split: str, seed: int = DEFAULT_SEED) -> Iterator[Scene]:
     """Scenes of ``split`` one by one, in their fixed order (unbounded for 'train')."""
     info = split_info(split)
-    seen: set[str] = set()
+    seen: set[str] = set()  # content descriptors already used (fixed splits only)
     i = 0
     while info.size is None or i < info.size:
         rng = np.random.default_rng([seed, info.key, i])
         while True:
             objs = _sample_objects(rng, info, i)
             desc = _descriptor(objs)
-            if desc not in seen and bucket(desc) in info.buckets:
+            # Fixed splits never repeat a scene's content; the unbounded training stream may (there are only
+            # ~28k distinct single-object training scenes), or it would slow down and finally stall.
+            if bucket(desc) in info.buckets and (info.size is None or desc not in seen):
                 break
-        seen.add(desc)
+        if info.size is not None:
+            seen.add(desc)
         scene_id = f"{split}-{seed}-{i:05d}"
         yield Scene(
             id=scene_id,

@@ -1,0 +1,66 @@
+"""Scores for the model cards, computed through the standard Hugging Face path the harness's adapters use.
+
+VQA accuracy is mmbench's official VQAv2 implementation; CIDEr-D is pycocoevalcap's after its PTBTokenizer.
+Generation: chat template -> ``processor(images=..., text=..., padding=True)`` with left padding -> greedy
+``generate`` -> decode only the new tokens with ``skip_special_tokens=True``.
+"""
+
+from __future__ import annotations
+
+import torch
+from pycocoevalcap.cider.cider import Cider
+from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+from mmbench.metrics.vqa import vqa_accuracy
+from mmbench.mini import prompts, shapes
+from mmbench.mini.train import vlm
+
+VQA_MAX_NEW_TOKENS = 10
+CAPTION_MAX_NEW_TOKENS = 32
+
+
+@torch.no_grad()
+def generate(model, processor, images: list, user_prompts: list[str], max_new_tokens: int,
+             batch_size: int = 50) -> list[str]:
+    """Greedy replies for (image, prompt) pairs, batched with left padding."""
+    processor.tokenizer.padding_side = "left"
+    texts = [vlm.render(processor, p) for p in user_prompts]
+    out: list[str] = []
+    for i in range(0, len(texts), batch_size):
+        inputs = processor(images=images[i:i + batch_size], text=texts[i:i + batch_size], return_tensors="pt",
+                           padding=True)
+        ids = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        out += processor.batch_decode(ids[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    return [o.strip() for o in out]
+
+
+def vqa_scores(model, processor, seed: int = shapes.DEFAULT_SEED, n: int | None = None) -> dict:
+    """VQAv2 accuracy on vqa-test (overall and per question type) with a few example predictions."""
+    scenes = shapes.generate("vqa-test", seed, n)
+    qs = [(s, q) for s in scenes for q in s.questions]
+    preds = generate(model, processor, [s.image for s, _ in qs], [prompts.vqa_prompt(q["question"]) for _, q in qs],
+                     VQA_MAX_NEW_TOKENS)
+    res = vqa_accuracy(preds, [q["answers"] for _, q in qs], question_types=[q["question_type"] for _, q in qs])
+    return {"vqa_accuracy": round(res.accuracy.value, 4), "n_questions": len(qs),
+            "per_question_type": {k: round(v.value, 4) for k, v in sorted(res.per_question_type.items())},
+            "examples": [{"question": q["question"], "prediction": p, "answer": vlm.majority(q["answers"])}
+                         for (_, q), p in list(zip(qs, preds))[:5]]}
+
+
+def cider(predictions: dict[str, str], references: dict[str, list[str]]) -> float:
+    """COCO CIDEr-D (pycocoevalcap) after PTB tokenisation; document frequencies from these references."""
+    tok = PTBTokenizer()
+    gts = tok.tokenize({k: [{"caption": c} for c in v] for k, v in references.items()})
+    res = tok.tokenize({k: [{"caption": predictions[k]}] for k in references})
+    score, _ = Cider().compute_score(gts, res)
+    return float(score)
+
+
+def caption_scores(model, processor, seed: int = shapes.DEFAULT_SEED, n: int | None = None) -> dict:
+    """CIDEr-D on captions-test with a few example captions."""
+    scenes = shapes.generate("captions-test", seed, n)
+    preds = generate(model, processor, [s.image for s in scenes], [prompts.CAPTION_PROMPT] * len(scenes),
+                     CAPTION_MAX_NEW_TOKENS)
+    score = cider({s.id: p for s, p in zip(scenes, preds)}, {s.id: s.captions for s in scenes})
+    return {"cider": round(score, 4), "n_images": len(scenes),
+            "examples": [{"prediction": p, "reference": s.captions[0]} for s, p in list(zip(scenes, preds))[:5]]}

@@ -1,0 +1,171 @@
+"""The mini model zoo: smoke training (--quick), determinism, and the shipped models (load offline, reproduce
+their cards' subset scores, batch-size-invariant greedy generation, size budget)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import (AutoProcessor, AutoTokenizer, CLIPModel, CLIPProcessor, IdeficsForVisionText2Text,
+                          LlamaForCausalLM, LlavaForConditionalGeneration)
+
+from mmbench.errors import MMBenchError
+from mmbench.mini import prompts, shapes
+from mmbench.mini.train import cards, driver, evaluate, vlm
+from mmbench.mini.train import clip as clip_train
+
+SHIPPED = driver.DEFAULT_OUTPUT
+VLMS = {"mini-llava": LlavaForConditionalGeneration, "mini-flamingo": IdeficsForVisionText2Text,
+        "mini-llava-blind": LlavaForConditionalGeneration}
+
+
+@pytest.fixture(scope="module")
+def quick_zoo(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("zoo")
+    assert driver.main(["--quick", "--output", str(out), "--seed", "3"]) == 0
+    return out
+
+
+def test_quick_training_writes_loadable_models(quick_zoo):
+    for name in driver.MODELS:
+        card = cards.read_card(quick_zoo / name)
+        assert card["name"] == name and card["training"]["steps"] == 2 and card["training"]["seed"] == 3
+        assert (quick_zoo / name / "README.md").read_text().startswith(f"# {name}")
+    assert "mini-flamingo" in (quick_zoo / "MODELS.md").read_text()
+    clip = CLIPModel.from_pretrained(quick_zoo / "mini-clip")
+    assert clip.config.text_config.eos_token_id == AutoTokenizer.from_pretrained(quick_zoo / "mini-clip").eos_token_id
+    LlamaForCausalLM.from_pretrained(quick_zoo / "mini-lm")
+    scene = shapes.generate("val", n=1)[0]
+    for name, cls in VLMS.items():
+        model = cls.from_pretrained(quick_zoo / name)
+        processor = AutoProcessor.from_pretrained(quick_zoo / name)
+        out = evaluate.generate(model, processor, [scene.image], [prompts.CAPTION_PROMPT], 3)
+        assert len(out) == 1 and isinstance(out[0], str)
+        # Weights are stored in float16 but load as float32.
+        assert model.dtype == torch.float32
+        assert {t.dtype for t in load_file(quick_zoo / name / "model.safetensors").values()} == {torch.float16}
+
+
+def test_bridges_start_from_the_same_weights_and_freeze_vision(quick_zoo):
+    llava = LlavaForConditionalGeneration.from_pretrained(quick_zoo / "mini-llava")
+    flamingo = IdeficsForVisionText2Text.from_pretrained(quick_zoo / "mini-flamingo")
+    clip = CLIPModel.from_pretrained(quick_zoo / "mini-clip")
+    ref = clip.vision_model.state_dict()
+    got = llava.model.vision_tower.state_dict()
+    assert got.keys() == ref.keys() and all(torch.equal(got[k], v) for k, v in ref.items())  # frozen
+    # Idefics's tower is mini-clip's without its last layer (both bridges read the penultimate layer's tokens).
+    got = flamingo.model.vision_model.state_dict()
+    last = f"encoder.layers.{clip.config.vision_config.num_hidden_layers - 1}."
+    assert got.keys() == {k for k in ref if not k.startswith(last)}
+    assert all(torch.equal(got[k], ref[k]) for k in got)
+    assert llava.config.vision_feature_layer == -2
+    px = torch.randn(2, 3, shapes.IMAGE_SIZE, shapes.IMAGE_SIZE)
+    with torch.no_grad():
+        a = llava.model.vision_tower(px, output_hidden_states=True).hidden_states[-2]
+        b = flamingo.model.vision_model(px).last_hidden_state
+    assert torch.allclose(a, b, atol=1e-5)  # the very same features reach both bridges
+    assert cards.read_card(quick_zoo / "mini-llava")["training"]["data"] == \
+        cards.read_card(quick_zoo / "mini-flamingo")["training"]["data"]
+
+
+def test_only_needs_its_dependencies(tmp_path):
+    with pytest.raises(MMBenchError, match="mini-clip not found"):
+        driver.main(["--quick", "--output", str(tmp_path), "--only", "mini-llava"])
+    with pytest.raises(MMBenchError, match="unknown model name"):
+        driver.main(["--quick", "--output", str(tmp_path), "--only", "mini-gpt"])
+
+
+def test_fast_pixel_path_equals_the_processors():
+    scenes = shapes.generate("val", n=3)
+    fast = vlm.normalise(np.stack([np.asarray(s.image) for s in scenes]))
+    ref = clip_train.image_processor()(images=[s.image for s in scenes], return_tensors="pt")["pixel_values"]
+    assert torch.allclose(fast, ref, atol=1e-6)
+
+
+# --- the shipped models -----------------------------------------------------------------------------------
+
+def test_shipped_zoo_fits_the_size_budget():
+    total = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
+    assert total <= 25 * 1024 * 1024
+    for name in driver.MODELS:
+        assert (SHIPPED / name / "model.safetensors").exists() and (SHIPPED / name / "README.md").exists()
+        assert cards.read_card(SHIPPED / name)["training"]["steps"] > 100
+
+
+def test_shipped_models_load_without_network():
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-n", "true"]).returncode != 0:
+        pytest.skip("unshare -n (a namespace without network) is not available here")
+    code = ("from transformers import AutoProcessor, AutoModel, CLIPModel, LlamaForCausalLM, "
+            "LlavaForConditionalGeneration, IdeficsForVisionText2Text, AutoTokenizer\n"
+            f"root = {str(SHIPPED)!r}\n"
+            "CLIPModel.from_pretrained(root + '/mini-clip'); AutoProcessor.from_pretrained(root + '/mini-clip')\n"
+            "LlamaForCausalLM.from_pretrained(root + '/mini-lm'); AutoTokenizer.from_pretrained(root + '/mini-lm')\n"
+            "for n, c in [('mini-llava', LlavaForConditionalGeneration), ('mini-flamingo', IdeficsForVisionText2Text),"
+            " ('mini-llava-blind', LlavaForConditionalGeneration)]:\n"
+            "    c.from_pretrained(root + '/' + n); AutoProcessor.from_pretrained(root + '/' + n)\n"
+            "print('ok')\n")
+    res = subprocess.run(["unshare", "-n", sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-2000:]
+
+
+def test_shipped_clip_reproduces_its_subset_scores():
+    card = cards.read_card(SHIPPED / "mini-clip")
+    model = CLIPModel.from_pretrained(SHIPPED / "mini-clip")
+    processor = CLIPProcessor.from_pretrained(SHIPPED / "mini-clip")
+    got = clip_train.evaluate(model, processor, n=card["subset"]["n"])
+    for k, v in card["subset"]["scores"].items():
+        assert got[k] == pytest.approx(v, abs=1e-4), k
+    # Embeddings do not depend on the batch they are computed in.
+    imgs = [s.image for s in shapes.generate("val", n=8)]
+    one = np.concatenate([clip_train.embed_images(model, processor, [im]) for im in imgs])
+    assert np.allclose(one, clip_train.embed_images(model, processor, imgs), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(VLMS))
+def test_shipped_vlm_reproduces_subset_scores_and_is_batch_invariant(name):
+    card = cards.read_card(SHIPPED / name)
+    model = VLMS[name].from_pretrained(SHIPPED / name)
+    processor = AutoProcessor.from_pretrained(SHIPPED / name)
+    n = card["subset"]["n"]
+    got = {"vqa_accuracy": evaluate.vqa_scores(model, processor, n=n)["vqa_accuracy"],
+           "cider": evaluate.caption_scores(model, processor, n=n)["cider"]}
+    for k, v in card["subset"]["scores"].items():
+        assert got[k] == pytest.approx(v, abs=1e-4), k
+    scenes = shapes.generate("vqa-test", n=8)
+    user = [prompts.vqa_prompt(s.questions[0]["question"]) if i % 2 else prompts.CAPTION_PROMPT
+            for i, s in enumerate(scenes)]
+    one = [evaluate.generate(model, processor, [s.image], [u], 20)[0] for s, u in zip(scenes, user)]
+    eight = evaluate.generate(model, processor, [s.image for s in scenes], user, 20, batch_size=8)
+    assert one == eight
+    assert all(o for o in one)  # trained models say something
+
+
+def test_shipped_bars():
+    clip = cards.read_card(SHIPPED / "mini-clip")["scores"]
+    assert clip["zeroshot_top1"] >= 0.85 and clip["t2i_recall@5"] >= 0.6
+    seeing = [cards.read_card(SHIPPED / n)["scores"] for n in ("mini-llava", "mini-flamingo")]
+    blind = cards.read_card(SHIPPED / "mini-llava-blind")["scores"]
+    for s in seeing:
+        assert s["vqa_accuracy"] >= 0.6 and s["cider"] >= 0.5
+        assert blind["vqa_accuracy"] <= s["vqa_accuracy"] - 0.2
+
+
+def test_retraining_gives_the_same_bytes_in_a_fresh_process(tmp_path):
+    # Different hash seeds: nothing in the recipe may depend on set or dict-of-str iteration order.
+    outs = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / hash_seed
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        res = subprocess.run([sys.executable, "-m", "mmbench.mini.train", "--quick", "--only", "mini-clip,mini-lm",
+                              "--output", str(out)], capture_output=True, text=True, env=env, timeout=600)
+        assert res.returncode == 0, res.stderr[-2000:]
+        outs.append(out)
+    for name in ("mini-clip", "mini-lm"):
+        assert (outs[0] / name / "model.safetensors").read_bytes() == (outs[1] / name / "model.safetensors").read_bytes()
