@@ -116,7 +116,7 @@ def main() -> None:
             ips = run_with(ModelSpec("openai-chat", {"base_url": url, "max_concurrency": str(c)}), f"served{c}")
             print(f"  served, concurrency {c:2d}: {ips:6.1f} items/s  ({ips / local:.2f} of in-process)")
         server.shutdown()
-        server.worker.stopping = True
+        server.worker.stop()
 
 
 if __name__ == "__main__":

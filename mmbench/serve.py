@@ -71,6 +71,18 @@ class BatchingWorker:
         self.stopping = False
         self.thread.start()
 
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Finish the batch in progress and end the thread; queued requests fail. The thread must not be left
+        inside the model at interpreter exit: a daemon thread killed in native code aborts the process."""
+        self.stopping = True
+        self.thread.join(timeout_s)
+        while True:
+            try:
+                _, _, fut = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            fut.set_exception(RuntimeError("the server is shutting down"))
+
     def submit(self, request: GenerationRequest, config: GenerationConfig) -> Future:
         fut: Future = Future()
         self.queue.put((request, config, fut))

@@ -42,7 +42,7 @@ def server(llava):
     for srv in servers:
         srv.shutdown()
         srv.server_close()
-        srv.worker.stopping = True
+        srv.worker.stop()
 
 
 def run(capsys, model, margs, data, tasks, out):
@@ -81,3 +81,29 @@ def test_unreachable_or_failing_server_is_a_clear_error(capsys, server, gen_data
                  "--output-dir", str(tmp_path), "--no-progress", "--limit", "2"])
     err = capsys.readouterr().err
     assert code == 2 and "failed after 3 attempts" in err
+
+
+def test_stopping_the_worker_ends_its_thread_and_fails_what_is_queued():
+    import time as _time
+
+    from mmbench.capabilities import Generation, GenerationConfig, GenerationRequest
+    from mmbench.serve import BatchingWorker
+
+    class Slow:  # a model call that is still running when stop() is called
+        def prepare(self, requests, config):
+            return requests
+
+        def generate(self, prepared, config):
+            _time.sleep(0.3)
+            return [Generation(text="ok", prompt_sent="") for _ in prepared]
+
+    worker = BatchingWorker(Slow(), ServeOptions(port=0, max_batch=1, batch_wait_s=0.0))
+    cfg = GenerationConfig()
+    first = worker.submit(GenerationRequest(prompt="a"), cfg)
+    _time.sleep(0.1)  # the first request is inside the model now
+    second = worker.submit(GenerationRequest(prompt="b"), cfg)
+    worker.stop()
+    assert not worker.thread.is_alive()  # never left inside the model at interpreter exit
+    assert first.result().text == "ok"
+    with pytest.raises(RuntimeError, match="shutting down"):
+        second.result()

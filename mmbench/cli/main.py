@@ -215,6 +215,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.serve_forever()
     finally:
         server.server_close()
+        server.worker.stop()
     return 0
 
 
