@@ -148,3 +148,27 @@ def test_leaderboard_shows_reliance_and_verdict(capsys, probe_data, tmp_path):
     out = capsys.readouterr().out
     assert "Image reliance (image-only): verdict uses-image" in out
     assert "Image reliance (text-only): verdict collapsed" in out
+
+
+def test_attention_reuses_the_greedy_generation_and_equals_a_fresh_one(tmp_path):
+    """The probe measures attention on the text it already generated; the values equal regenerating it."""
+    import tiny_models
+    import tiny_vlms
+    import torch
+
+    from mmbench.adapters import load_model
+    from mmbench.capabilities import GenerationConfig, GenerationRequest
+    from mmbench.specs import ModelSpec
+
+    torch.set_num_threads(1)
+    adapter = load_model(ModelSpec("hf-llava", {"pretrained": str(tiny_vlms.make_tiny_llava(tmp_path / "m"))}))
+    requests = [GenerationRequest(prompt=f"what color is it? {i}", images=(tiny_models.draw(c, "circle"),))
+                for i, c in enumerate(list(tiny_models.COLOURS)[:3])]
+    config = GenerationConfig(max_new_tokens=6)
+    fresh = adapter.image_attention(adapter.prepare(requests, config), config)
+    prepared = adapter.prepare(requests, config)
+    adapter.generate(prepared, config)
+    calls = []
+    original = adapter._generate_ids
+    adapter._generate_ids = lambda *a: calls.append(1) or original(*a)
+    assert adapter.image_attention(prepared, config) == fresh and not calls  # no second generation

@@ -42,6 +42,9 @@ class PreparedBatch:
 
     inputs: list[Any]
     prompts: list[str]
+    # The config and new token ids (per sub-batch) of the last greedy generate() on this batch: the attention
+    # probe reuses them instead of generating the same text a second time.
+    greedy: tuple[GenerationConfig, list[list[list[int]]]] | None = None
 
 
 class HFImageTextToText(Adapter):
@@ -180,7 +183,10 @@ class HFImageTextToText(Adapter):
         kwargs = self._generate_kwargs(config)
         if config.do_sample:
             self.torch.manual_seed(config.seed)
-        ids = [row for part in prepared.inputs for row in self._generate_ids(part, kwargs)]
+        per_part = [self._generate_ids(part, kwargs) for part in prepared.inputs]
+        if not config.do_sample and config.num_beams == 1:
+            prepared.greedy = (config, per_part)
+        ids = [row for part in per_part for row in part]
         with self._tokenizer_lock:
             texts = self.tokenizer.batch_decode(ids, skip_special_tokens=True)
         results = []
@@ -205,11 +211,13 @@ class HFImageTextToText(Adapter):
         measure = None if self.is_encoder_decoder else vlm_attention.measure_name(self.model)
         if measure is None:
             raise MMBenchError(f"{type(self.model).__name__}: no attention probe for this architecture")
-        kwargs = self._generate_kwargs(replace(config, do_sample=False, num_beams=1))
+        greedy_config = replace(config, do_sample=False, num_beams=1)
+        kwargs = self._generate_kwargs(greedy_config)
+        done = prepared.greedy[1] if prepared.greedy and prepared.greedy[0] == greedy_config else None
         out = []
-        for part in prepared.inputs:
+        for i, part in enumerate(prepared.inputs):
             inputs = self._to_device(part)
-            new_ids = self._generate_ids(part, kwargs)
+            new_ids = done[i] if done is not None else self._generate_ids(part, kwargs)
             values = vlm_attention.image_attention(self.model, inputs, new_ids, self.eos_token_ids,
                                                    self.tokenizer.pad_token_id)
             out += [{"measure": measure, "value": v} for v in values]
