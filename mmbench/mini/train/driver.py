@@ -97,19 +97,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def train_zoo(out: Path, names: list[str], seed: int, recipe: ZooRecipe) -> list[dict]:
     """Train ``names`` (in order) into ``out``; bridges load mini-clip and mini-lm from ``out``."""
+    bridges = [n for n in names if n in ("mini-llava", "mini-flamingo", "mini-llava-blind")]
+    for dep in ("mini-clip", "mini-lm") if bridges else ():  # checked before any work is done
+        if dep not in names and not (out / dep / "config.json").exists():
+            raise MMBenchError(f"{dep} not found in {out}: train it first (add it to --only) or drop --only")
     out.mkdir(parents=True, exist_ok=True)
     words = tok_lib.vocabulary()
     written = []
     if "mini-clip" in names:
         written.append(_train_clip(out / "mini-clip", words, seed, recipe))
-    pool = shapes.generate("train", seed, recipe.bridge.pool_scenes)
+    # the bridges' and the LM's training scenes (CLIP streams its own)
+    pool = shapes.generate("train", seed, recipe.bridge.pool_scenes) if bridges or "mini-lm" in names else []
     if "mini-lm" in names:
         written.append(_train_lm(out / "mini-lm", words, pool, seed, recipe))
-    bridges = [n for n in names if n in ("mini-llava", "mini-flamingo", "mini-llava-blind")]
     if bridges:
-        for dep in ("mini-clip", "mini-lm"):
-            if not (out / dep / "config.json").exists():
-                raise MMBenchError(f"{dep} not found in {out}: train it first (add it to --only) or drop --only")
         clip = CLIPModel.from_pretrained(out / "mini-clip", dtype=torch.float32)
         lm = LlamaForCausalLM.from_pretrained(out / "mini-lm", dtype=torch.float32)
         examples = vlm.make_examples(pool, seed, recipe.bridge.captions_per_scene)

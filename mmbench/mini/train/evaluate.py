@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 from pycocoevalcap.cider.cider import Cider
-from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
+from mmbench.metrics.captions import tokenize
 from mmbench.metrics.vqa import vqa_accuracy
 from mmbench.mini import prompts, shapes
 from mmbench.mini.train import vlm
@@ -48,10 +48,10 @@ def vqa_scores(model, processor, seed: int = shapes.DEFAULT_SEED, n: int | None 
 
 
 def cider(predictions: dict[str, str], references: dict[str, list[str]]) -> float:
-    """COCO CIDEr-D (pycocoevalcap) after PTB tokenisation; document frequencies from these references."""
-    tok = PTBTokenizer()
-    gts = tok.tokenize({k: [{"caption": c} for c in v] for k, v in references.items()})
-    res = tok.tokenize({k: [{"caption": predictions[k]}] for k in references})
+    """COCO CIDEr-D (pycocoevalcap) after the captioning metric's PTB tokenisation; document frequencies from
+    these references."""
+    gts = tokenize(references)
+    res = tokenize({k: [predictions[k]] for k in references})
     score, _ = Cider().compute_score(gts, res)
     return float(score)
 
