@@ -115,7 +115,7 @@ MODELS: Registry = Registry("model", "mmbench.models")
 TASK_KINDS: Registry = Registry("task kind")
 #: data format -> a loader function(config, context) -> DataSet
 DATA_FORMATS: Registry = Registry("data format", "mmbench.data_formats")
-#: metric family -> a module-level ``aggregate(stats)`` that recomputes corpus values from per-item stats
+#: metric name -> a Metric subclass (mmbench.metrics.api): what task files list under `metrics:`
 METRICS: Registry = Registry("metric", "mmbench.metrics")
 
 for _name, _target in {
@@ -161,6 +161,10 @@ for _name, _target in {
     "vqav2": "mmbench.data.vqa_sources:load_vqav2",
     "textvqa": "mmbench.data.vqa_sources:load_textvqa",
     "vizwiz": "mmbench.data.vqa_sources:load_vizwiz",
+    "gqa": "mmbench.data.vqa_sources:load_gqa",
+    "gqa-hf": "mmbench.data.vqa_sources:load_gqa_hf",
+    "docvqa": "mmbench.data.vqa_sources:load_docvqa",
+    "chartqa": "mmbench.data.vqa_sources:load_chartqa",
     "mini-shapes": "mmbench.mini.source:load_mini_shapes",
     "librispeech": "mmbench.data.speech_sources:load_librispeech",
     "hf-audio": "mmbench.data.speech_sources:load_hf_audio",
@@ -169,12 +173,20 @@ for _name, _target in {
     DATA_FORMATS.register(_name, lazy=_target)
 
 for _name, _target in {
-    "classification": "mmbench.metrics.classification:aggregate",
-    "retrieval": "mmbench.metrics.retrieval:aggregate",
-    "vqa": "mmbench.metrics.vqa:aggregate",
-    "captions": "mmbench.metrics.captions:aggregate",
-    "wer": "mmbench.metrics.wer:aggregate",
-    "image-generation": "mmbench.metrics.image_generation:aggregate",
-    "probe": "mmbench.tasks.probe:aggregate",
+    "vqa_accuracy": "mmbench.metrics.answer_metrics:VQAAccuracy",
+    "exact_match": "mmbench.metrics.answer_metrics:ExactMatch",
+    "anls": "mmbench.metrics.answer_metrics:ANLS",
+    "relaxed_accuracy": "mmbench.metrics.answer_metrics:RelaxedAccuracy",
+    "gqa_accuracy": "mmbench.metrics.answer_metrics:GQAAccuracy",
+    "mc_accuracy": "mmbench.metrics.answer_metrics:MultipleChoiceAccuracy",
+    "unanswerable": "mmbench.metrics.answer_metrics:Unanswerable",
+    "coco_captions": "mmbench.metrics.captions:COCOCaptionMetrics",
+    "wer": "mmbench.metrics.wer:WordErrorRate",
+    "classification": "mmbench.metrics.classification:Classification",
+    "recall_at_k": "mmbench.metrics.retrieval:RetrievalRecall",
+    "fid": "mmbench.metrics.generation_metrics:FID",
+    "kid": "mmbench.metrics.generation_metrics:KID",
+    "clip_score": "mmbench.metrics.generation_metrics:ClipScore",
+    "precision_recall": "mmbench.metrics.generation_metrics:PrecisionRecall",
 }.items():
     METRICS.register(_name, lazy=_target)

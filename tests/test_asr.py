@@ -68,7 +68,7 @@ def speech_data(tmp_path_factory) -> Path:
 def task_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("asr-tasks")
     (d / "m.yaml").write_text("task: tiny-asr\nkind: asr\ndata: {format: jsonl, path: m/manifest.jsonl}\n")
-    (d / "long.yaml").write_text("task: tiny-asr-long\nkind: asr\nnormalizer: basic\n"
+    (d / "long.yaml").write_text("task: tiny-asr-long\nkind: asr\nmetrics: [{name: wer, normalizer: basic}]\n"
                                  "data: {format: jsonl, path: long/manifest.jsonl}\n")
     (d / "c.yaml").write_text("task: ms-clean6\nkind: asr\ndata: {format: mini-speech, n: 6}\n"
                               "curve: {name: WER vs SNR, x: null, x_label: SNR (dB)}\n")
@@ -384,9 +384,10 @@ def test_noise_is_deterministic_and_at_the_requested_snr(tmp_path):
     np.testing.assert_array_equal(task(0).load_wave(item, 16000), clean)
     # the seed is part of the cache key only when noise is added; the normaliser never is
     assert task(0, noise_snr_db=10).fingerprint() != task(1, noise_snr_db=10).fingerprint()
-    assert task(0).fingerprint() == task(1).fingerprint() == task(0, normalizer="basic").fingerprint()
+    basic = task(0, metrics=[{"name": "wer", "normalizer": "basic"}])
+    assert task(0).fingerprint() == task(1).fingerprint() == basic.fingerprint()
     with pytest.raises(MMBenchError, match="normalizer 'whisper' is not one of"):
-        task(0, normalizer="whisper")
+        task(0, metrics=[{"name": "wer", "normalizer": "whisper"}])
     with pytest.raises(MMBenchError, match="noise_snr_db 'loud'"):
         task(0, noise_snr_db="loud")
     with pytest.raises(MMBenchError, match="curve has no key 'y'"):
@@ -405,7 +406,8 @@ def test_builtin_speech_tasks_and_mini_speech_format():
     snrs = {}
     for name in ("mini-speech-wer", "mini-speech-wer-snr30", "mini-speech-wer-snr25", "mini-speech-wer-snr20"):
         t = build_task(catalog.task_spec(name), TaskContext())
-        assert t.kind == "asr" and t.config.normalizer == "whisper-english" and t.curve["name"] == "WER vs SNR"
+        assert t.kind == "asr" and t.metrics[0].options.normalizer == "whisper-english"
+        assert t.curve["name"] == "WER vs SNR"
         snrs[name] = (t.curve["x"], t.config.noise_snr_db, len(t.items()))
     assert snrs == {"mini-speech-wer": (None, None, 56), "mini-speech-wer-snr30": (30, 30, 8),
                     "mini-speech-wer-snr25": (25, 25, 8), "mini-speech-wer-snr20": (20, 20, 8)}

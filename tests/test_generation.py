@@ -325,11 +325,12 @@ def test_aggregate_recomputes_every_metric_without_the_failed_items():
 # ------------------------------------------------------------------------------------------- the task
 
 
-def _task_yaml(folder: Path, name: str, clip: str, **extra) -> Path:
+def _task_yaml(folder: Path, name: str, clip: str, kid_subset_size: int = 10, **extra) -> Path:
     cfg = {"task": name, "kind": "text-to-image", "data": {"format": "mini-shapes", "split": "zeroshot-test", "n": 40},
            "prompt": "{article} {class_name}", "reference_split": "alternate", "guidance_scale": 2.0,
            "num_inference_steps": 2, "features": clip, "clip_model": clip.removeprefix("clip:"),
-           "kid_subsets": 5, "kid_subset_size": 10, "precision_recall": True, "save_images": False, **extra}
+           "metrics": ["fid", {"name": "kid", "subsets": 5, "subset_size": kid_subset_size}, "clip_score",
+                       "precision_recall"], "save_images": False, **extra}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.yaml"
     path.write_text(json.dumps(cfg))  # JSON is YAML
@@ -351,7 +352,7 @@ def test_text_to_image_end_to_end(capsys, mini_pipe, tiny_clip, clip_name, tmp_p
     res = run.results[0]
     values = {m["name"]: m["value"] for m in res.metrics}
     assert set(values) == {"fid", "kid", "clip_score", "precision", "recall"} and res.n_items == 20
-    assert res.aggregator == "image-generation" and values["fid"] > 0
+    assert res.aggregator == "fid+kid+clip_score+precision_recall" and values["fid"] > 0
     variants = {m["name"]: m["variant"] for m in res.metrics}
     assert variants["fid"].endswith(f"features={clip_name}/image-embedding-16/weights=" +
                                     res.task_info["features"]["model"]["weights_fingerprint"][:8])
@@ -360,7 +361,7 @@ def test_text_to_image_end_to_end(capsys, mini_pipe, tiny_clip, clip_name, tmp_p
     assert any("FID is biased upward at small n" in n for n in res.notes)
     info = res.task_info
     assert info["reference"]["n_images"] == 20 and info["generation"]["guidance_scale"] == 2.0
-    assert "not normalised" in info["features"]["preprocessing"] and info["kid"]["subset_size"] == 10
+    assert "not normalised" in info["features"]["preprocessing"] and next(m for m in info["metrics"] if m["name"] == "kid")["subset_size"] == 10
     # the stored item statistics recompute every reported value (the leaderboard's bootstrap input)
     ids, stats = unpack_stats((run_dir / res.files["item_stats"]).read_bytes())
     assert len(ids) == 20 and stats["features"].shape == (20, 16) and stats[ig.CONST_REAL_FEATURES].shape == (20, 16)
@@ -382,7 +383,8 @@ def test_task_clip_cosines_match_hand_computed(mini_pipe, tiny_clip, clip_name, 
     spec = TaskSpec("t", "text-to-image", {"data": {"format": "mini-shapes", "split": "zeroshot-test", "n": 8},
                                            "prompt": "{article} {class_name}", "num_inference_steps": 2,
                                            "features": clip_name, "clip_model": str(tiny_clip),
-                                           "kid_subset_size": 4, "kid_subsets": 3, "save_images": True})
+                                           "metrics": ["fid", {"name": "kid", "subsets": 3, "subset_size": 4},
+                                                       "clip_score"], "save_images": True})
     task = TextToImage(spec, TaskContext(seed=3))
     model = load_model(ModelSpec("diffusers", {"pretrained": str(mini_pipe)}))
     memo_calls = []
@@ -411,7 +413,8 @@ def test_images_saved_by_a_run_score_the_same_through_image_folder(capsys, mini_
     spec = TaskSpec("t", "text-to-image", {"data": {"format": "mini-shapes", "split": "zeroshot-test", "n": 12},
                                            "prompt": "{article} {class_name}", "num_inference_steps": 2,
                                            "reference_split": "alternate", "features": clip_name,
-                                           "clip_model": None, "kid_subset_size": 4, "kid_subsets": 3})
+                                           "clip_model": None,
+                                           "metrics": ["fid", {"name": "kid", "subsets": 3, "subset_size": 4}]})
     scores = {}
     for name, args in (("diffusers", {"pretrained": str(mini_pipe)}), ("image-folder", {"folder": str(tmp_path)})):
         task = TextToImage(spec, TaskContext())
@@ -450,7 +453,7 @@ def test_kid_subset_larger_than_the_sample_is_a_clear_error(capsys, mini_pipe, c
     code = main(["run", "--model", "diffusers", "--model-args", f"pretrained={mini_pipe}", "--tasks", str(task),
                  "--output-dir", str(tmp_path / "out"), "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 2 and "kid_subset_size 50 exceeds the sample count (20 prompts, 20 reference images)" in err
+    assert code == 2 and "subset_size 50 exceeds the sample count (20 prompts, 20 reference images)" in err
 
 
 def test_item_seeds_are_stable_and_distinct():
@@ -469,7 +472,8 @@ def test_shipped_generation_task_files_parse():
     for name in names:
         task = build_task(catalog.task_spec(name), TaskContext())
         assert isinstance(task, TextToImage) and task.config.reference_split == "alternate"
-        assert task.config.kid_subset_size <= len(task.items())
+        kid = next(m for m in task.metrics if m.name == "kid")
+        assert kid.options.subset_size <= len(task.items())
         assert task.config.curve["name"] == "guidance sweep"
         curves.append(task.config.curve["x"])
         assert task.config.curve["x"] == task.config.guidance_scale

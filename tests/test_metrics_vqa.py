@@ -11,7 +11,8 @@ import pytest
 from mmbench.errors import MMBenchError
 from mmbench.metrics import vqa
 from mmbench.metrics.base import subset
-from mmbench.metrics.vqa import (aggregate, anls, exact_match, extract_choice, mc_accuracy, normalize_prediction,
+from mmbench.metrics.answer_metrics import ANLS, ExactMatch, MultipleChoiceAccuracy, VQAAccuracy
+from mmbench.metrics.vqa import (anls, exact_match, extract_choice, mc_accuracy, normalize_prediction,
                                  normalize_references, process_digit_article, process_punctuation, vqa_accuracy,
                                  vqa_item_accuracy)
 
@@ -97,10 +98,21 @@ def test_per_answer_type_and_official_rounding() -> None:
                                        "perQuestionType": {"is the": 50.0, "how many": 60.0}}
     assert result.accuracy.extra["official_percent"] == 53.33
     assert "fraction in [0,1]" in result.accuracy.variant
-    agg = aggregate(result.stats)
+    # the named metric gives the same values and recomputes them (and the breakdowns) on any subset
+    metric = VQAAccuracy()
+    metric.update(["yes", "no", "two"], [{"answers": r, "answer_type": a, "question_type": q} for r, a, q in
+                                         zip(refs, ["yes/no", "yes/no", "number"], ["is the", "is the", "how many"])])
+    report = metric.compute()
+    assert {v.name: v.value for v in report.values} == {
+        "vqa_accuracy": result.accuracy.value, "vqa_accuracy[answer_type=yes/no]": 0.5,
+        "vqa_accuracy[answer_type=number]": result.per_answer_type["number"].value,
+        "vqa_accuracy[question_type=is the]": 0.5,
+        "vqa_accuracy[question_type=how many]": result.per_question_type["how many"].value}
+    assert [v.extra["official_percent"] for v in report.values] == [53.33, 50.0, 60.0, 50.0, 60.0]
+    agg = VQAAccuracy.aggregate(report.stats)
     assert agg["vqa_accuracy"] == result.accuracy.value
     assert agg["vqa_accuracy[answer_type=yes/no]"] == 0.5
-    assert aggregate(subset(result.stats, np.array([2, 2, 0]))) == pytest.approx(
+    assert VQAAccuracy.aggregate(subset(report.stats, np.array([2, 2, 0]))) == pytest.approx(
         {"vqa_accuracy": (0.6 + 0.6 + 1.0) / 3, "vqa_accuracy[answer_type=number]": 0.6,
          "vqa_accuracy[answer_type=yes/no]": 1.0, "vqa_accuracy[question_type=how many]": 0.6,
          "vqa_accuracy[question_type=is the]": 1.0}, abs=1e-15)
@@ -187,7 +199,7 @@ def test_matches_independent_transcription_on_random_cases() -> None:
     assert result.accuracy.value == overall  # same float operations: equal to the last bit
     assert {t: m.value for t, m in result.per_answer_type.items()} == per_type
     assert result.official_percent["overall"] == official
-    assert aggregate(result.stats)["vqa_accuracy"] == overall
+    assert VQAAccuracy.aggregate(result.stats)["vqa_accuracy"] == overall
     assert 0.05 < overall < 0.95  # the cases exercise both matches and misses
     assert len({v for v in result.stats["vqa_accuracy"].tolist()}) >= 5
 
@@ -204,7 +216,7 @@ def test_exact_match_normalisations() -> None:
     assert exact_match(preds, refs, "vqa").stats["exact_match"].tolist() == [1.0, 1.0, 1.0, 1.0]
     result = exact_match(preds, refs)
     assert result.value.value == 0.5 and "normalization=punct" in result.value.variant
-    assert aggregate(result.stats) == {"exact_match": 0.5}
+    assert ExactMatch.aggregate(result.stats) == {"exact_match": 0.5}
     with pytest.raises(MMBenchError, match="normalization"):
         exact_match(preds, refs, "nope")  # type: ignore[arg-type]
 
@@ -236,7 +248,7 @@ def test_anls_hand_worked() -> None:
     expected = [0.8, 0.0, 0.5, 1.0, 1 - 1 / 7, 0.8]  # 0.5 is kept: the script zeroes only below the threshold
     assert result.stats["anls"].tolist() == pytest.approx(expected, abs=1e-15)
     assert result.value.value == pytest.approx(sum(expected) / 6, abs=1e-15)
-    assert aggregate(result.stats)["anls"] == result.value.value
+    assert ANLS.aggregate(result.stats)["anls"] == result.value.value
 
 
 def test_anls_matches_reference_on_random_strings() -> None:
@@ -277,6 +289,6 @@ def test_mc_accuracy_counts_unparseable_as_wrong() -> None:
     assert result.choices == ["B", None, "D", "C"]
     assert result.accuracy.value == 0.5
     assert result.unparseable_rate.value == 0.25 and result.unparseable_rate.higher_is_better is False
-    assert aggregate(result.stats) == {"mc_accuracy": 0.5, "mc_unparseable_rate": 0.25}
+    assert MultipleChoiceAccuracy.aggregate(result.stats) == {"mc_accuracy": 0.5, "mc_unparseable_rate": 0.25}
     with pytest.raises(MMBenchError, match="not one of the letters"):
         mc_accuracy(["B"], [OPTIONS], ["E"])

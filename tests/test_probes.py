@@ -101,14 +101,15 @@ def test_shuffling_is_a_seeded_derangement():
 
 
 def test_probe_aggregate_recomputes_reliance(capsys, probe_data, tmp_path):
-    from mmbench.registry import METRICS
+    from mmbench.metrics.api import aggregator_for
     from mmbench.store import unpack_stats
 
     data, tasks = probe_data
     m, result, _ = probe(capsys, "image-only", "pv", data, tasks, tmp_path)
     run_dir = sorted(p for p in tmp_path.iterdir() if p.is_dir())[-1]
     ids, stats = unpack_stats((run_dir / result.files["item_stats"]).read_bytes())
-    again = METRICS.get(result.aggregator)(stats)
+    assert result.aggregator == "kind:probe"
+    again = aggregator_for(result.aggregator)(stats)
     assert again["relative_image_reliance"] == pytest.approx(m["relative_image_reliance"]["value"], abs=1e-12)
     assert again["vqa_accuracy[shuffled]"] == pytest.approx(m["vqa_accuracy[shuffled]"]["value"], abs=1e-12)
 

@@ -57,7 +57,7 @@ def test_bootstrap_coverage_of_a_mean_and_analytic_se():
 def test_bootstrap_coverage_of_a_corpus_ratio_through_the_real_aggregator():
     """Text-to-image recall@5 is a ratio of sums over images (not a mean): it goes through the generic
     resampling path with the real retrieval aggregator. Truth: E[hits] / E[captions] = 2/3 here."""
-    agg, _ = resolve_aggregator("retrieval")
+    agg, _ = resolve_aggregator("recall_at_k")
     rng = np.random.default_rng(12)
     n, hits = 150, 0
     for i in range(200):
@@ -103,9 +103,9 @@ def test_intervals_are_reproducible_and_recorded():
 def test_no_interval_is_ever_invented():
     stats = {"correct": np.ones(10)}
     missing, reason = resolve_aggregator("fid-needs-real-features")
-    assert missing is None and "not registered" in reason
+    assert missing is None and "unknown metric" in reason
     iv = bootstrap(stats, missing, metrics=["fid"], reported={"fid": 12.0}, unavailable_reason=reason).intervals["fid"]
-    assert (iv.value, iv.low, iv.high) == (12.0, None, None) and "not registered" in iv.note
+    assert (iv.value, iv.low, iv.high) == (12.0, None, None) and "unknown metric" in iv.note
 
     def broken(s):
         raise ValueError("needs the real set's features")
@@ -267,7 +267,7 @@ def test_retrieval_paired_on_real_embeddings():
     t2i = np.repeat(np.arange(200), 2)
     _, a = retrieval.score(img, img[t2i] + rng.normal(scale=1.0, size=(400, 16)), t2i)
     _, b = retrieval.score(img, img[t2i] + rng.normal(scale=2.0, size=(400, 16)), t2i)
-    agg, _ = resolve_aggregator("retrieval")
+    agg, _ = resolve_aggregator("recall_at_k")
     t = paired_test(a["stats"], b["stats"], agg, metrics=["t2i_R@1", "i2t_R@1"], higher_is_better={}, resamples=300)
     assert t["t2i_R@1"].p_worse < 0.01 and t["i2t_R@1"].p_worse < 0.01
 

@@ -158,6 +158,12 @@ class Adapter:
     def extra_description(self) -> dict:
         return {}
 
+    @property
+    def family(self) -> str:
+        """The model family a task's per-family prompt may be keyed on (e.g. the transformers model_type
+        "llava", "blip-2", "qwen2_vl"); empty when the adapter has no such notion."""
+        return ""
+
     def fingerprint(self) -> str:
         """Everything that can change an output: cache key component for per-item outputs."""
         args = dataclasses.asdict(self.args)

@@ -155,6 +155,10 @@ class HFImageTextToText(Adapter):
                 "eos_token_ids": self.eos_token_ids, "batching": batching,
                 "generation_defaults": self._generation_defaults()}
 
+    @property
+    def family(self) -> str:
+        return str(self.model.config.model_type)
+
     def _generation_defaults(self) -> dict:
         """The checkpoint's own generation settings that still apply (e.g. repetition_penalty)."""
         keep = ("repetition_penalty", "no_repeat_ngram_size", "length_penalty", "min_new_tokens", "top_k",

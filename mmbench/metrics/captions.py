@@ -30,7 +30,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Hashable, Mapping, Sequence
+from typing import ClassVar, Hashable, Mapping, Sequence
 
 import numpy as np
 import pycocoevalcap.spice
@@ -41,6 +41,7 @@ from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
 from mmbench.errors import MMBenchError
+from mmbench.metrics.api import CAPTIONS, Metric, MetricReport, group_labels
 from mmbench.metrics.base import ItemStats, MetricValue
 
 BLEU_NAMES = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4")
@@ -52,6 +53,8 @@ SUBSET_NOTE = ("CIDEr-D document frequencies come from the evaluated references;
 _BLEU_TINY = 1e-15
 _BLEU_SMALL = 1e-9
 _BLEU_N = 4
+
+GROUP_PREFIX = "captions/by:"  # stats key holding each image's group label (e.g. NoCaps' domain)
 
 _TOKENISATION = "PTB-tokenised (Stanford CoreNLP 3.4.1 PTBTokenizer, lowercase, punctuation removed)"
 _VARIANTS = {
@@ -166,9 +169,23 @@ def aggregate(stats: ItemStats) -> dict[str, float]:
 
     BLEU-n: exact corpus BLEU of the subset. METEOR: mean of segment scores (not the scorer's corpus METEOR).
     ROUGE_L, CIDEr-D, SPICE: means of per-image scores (CIDEr-D keeps the full set's document frequencies).
+    Per group (``captions/by:<field>`` labels): the same per group, CIDEr-D from the group-scored values.
     """
     if len(np.asarray(stats["bleu_testlen"])) == 0:
         raise MMBenchError("cannot aggregate caption metrics over zero images: pass a non-empty subset")
+    out = _plain(stats)
+    for key in stats:
+        if key.startswith(GROUP_PREFIX):
+            fld, labels = key[len(GROUP_PREFIX):], np.asarray(stats[key])
+            for lab in dict.fromkeys(labels.tolist()):
+                rows = labels == lab
+                part = {k: np.asarray(v)[rows] for k, v in stats.items() if np.ndim(v)}
+                part["CIDEr-D"] = part[f"CIDEr-D/within:{fld}"]
+                out.update({f"{name}[{fld}={lab}]": v for name, v in _plain(part).items()})
+    return out
+
+
+def _plain(stats: ItemStats) -> dict[str, float]:
     out = bleu_from_stats(stats)
     for name in ("METEOR", "ROUGE_L", "CIDEr-D", "SPICE"):
         if name in stats:
@@ -295,8 +312,13 @@ class CaptionScorer:
 
     # -- scoring ---------------------------------------------------------------------------------------------
     def score(self, predictions: Mapping[Hashable, str], references: Mapping[Hashable, Sequence[str]],
-              *, is_subset: bool = False) -> CaptionResult:
-        """Score one caption per image against its references; item order is the order of ``references``."""
+              *, is_subset: bool = False, groups: Mapping[str, Mapping[Hashable, str]] | None = None
+              ) -> CaptionResult:
+        """Score one caption per image against its references; item order is the order of ``references``.
+
+        ``groups`` ({field: {id: label}}, e.g. NoCaps' domain) adds every metric per group, each group scored
+        on its own images only, as if it were evaluated alone (CIDEr-D's document frequencies then come
+        from the group's references: that is how NoCaps reports in-, near- and out-of-domain scores)."""
         ids = _check_inputs(predictions, references)
         # The Java scorers run beside the Python ones on the other core: METEOR starts loading now (first call),
         # the two PTB tokenisations run at once, and METEOR scores while BLEU, ROUGE-L and CIDEr-D compute.
@@ -326,9 +348,39 @@ class CaptionScorer:
             MetricValue("CIDEr-D", float(cider), _VARIANTS["CIDEr-D"].format(n=n), extra={"n": n}),
         ]
         values.append(self._spice(gts, res, ids, stats))
+        for fld, labels in (groups or {}).items():
+            values += self._group_values(fld, [str(labels[i]) for i in ids], gts, res, ids, stats)
         notes = [SUBSET_NOTE] if is_subset else []
         return CaptionResult(ids=ids, values=values, stats=stats, notes=notes,
                              tokenized_predictions={i: res[i][0] for i in ids})
+
+    def _group_values(self, fld: str, labels: list[str], gts: Mapping, res: Mapping, ids: Sequence,
+                      stats: dict) -> list[MetricValue]:
+        """Every metric per group; only CIDEr-D needs new per-item scores (the others are per-image or sums)."""
+        label_arr = np.asarray(labels)
+        within = np.zeros(len(ids), dtype=np.float64)
+        values = []
+        for lab in dict.fromkeys(labels):
+            rows = np.flatnonzero(label_arr == lab)
+            sub = [ids[r] for r in rows]
+            cider, items = Cider().compute_score({i: gts[i] for i in sub}, {i: res[i] for i in sub})
+            within[rows] = items
+            part = {k: np.asarray(v)[rows] for k, v in stats.items()}
+            value = {**bleu_from_stats(part), "ROUGE_L": float(np.mean(part["ROUGE_L"])), "CIDEr-D": float(cider),
+                     "METEOR": self.meteor_corpus(part["meteor_stats"])}
+            if "SPICE" in part:
+                value["SPICE"] = float(np.mean(part["SPICE"]))
+            n = len(rows)
+            for name in (*BLEU_NAMES, "METEOR", "ROUGE_L", "CIDEr-D", "SPICE"):
+                if name in value:
+                    variant = _VARIANTS["Bleu"].format(n=int(name[-1])) if name in BLEU_NAMES else \
+                        _VARIANTS[name].format(n=n)
+                    values.append(MetricValue(f"{name}[{fld}={lab}]", value[name],
+                                              f"{variant}; the {n} images with {fld}={lab} scored on their own",
+                                              extra={"n": n}))
+        stats[f"{GROUP_PREFIX}{fld}"] = label_arr
+        stats[f"CIDEr-D/within:{fld}"] = within
+        return values
 
     def _spice(self, gts: Mapping, res: Mapping, ids: Sequence, stats: dict) -> MetricValue:
         if self._spice_reason is not None:
@@ -343,4 +395,57 @@ class CaptionScorer:
 
 
 # Read by the reports: metrics whose aggregate is an approximation of the reported corpus value.
-aggregate.approximations = {"METEOR": "mean of segment METEOR scores (the reported value is the Java scorer's corpus METEOR)"}  # type: ignore[attr-defined]
+APPROXIMATIONS = {"METEOR": "mean of segment METEOR scores (the reported value is the Java scorer's corpus METEOR)"}
+
+
+@dataclass(frozen=True)
+class CaptionOptions:
+    spice: str = "auto"  # auto: when the CoreNLP jars are present; off: never; on: required
+    by: tuple[str, ...] = ()  # per-group scores (e.g. NoCaps' domain), each group scored on its own
+
+
+class COCOCaptionMetrics(Metric):
+    """BLEU-1..4, METEOR, ROUGE-L, CIDEr-D and SPICE as the COCO caption evaluation computes them.
+
+    Predictions are caption strings; targets are mappings with ``captions`` (the references) and the
+    ``id`` of the image, plus the fields named in ``by``. The Java scorers are a run-wide resource kept in
+    the context's resources, so every captioning task of a run shares one METEOR process.
+    """
+
+    name: ClassVar[str] = "coco_captions"
+    inputs: ClassVar[str] = CAPTIONS
+    description: ClassVar[str] = "COCO caption evaluation: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE (pycocoevalcap)"
+    Options: ClassVar[type] = CaptionOptions
+    approximations: ClassVar[dict] = APPROXIMATIONS
+    resource_key: ClassVar[str] = "caption-scorer"
+
+    def check_options(self) -> None:
+        if self.options.spice not in ("auto", "on", "off"):
+            raise MMBenchError(f"metric 'coco_captions': spice {self.options.spice!r} is not one of auto, on, off")
+
+    def scorer(self) -> CaptionScorer:
+        """The run's caption scorer (made on first use in the context's resources, closed by the runner)."""
+        resources = self.context.resources
+        if self.resource_key not in resources:
+            spice = {"auto": None, "on": True, "off": False}[self.options.spice]
+            resources[self.resource_key] = CaptionScorer(spice=spice)
+        return resources[self.resource_key]
+
+    def score(self, predictions: list, targets: list) -> MetricReport:
+        refs, preds = {}, {}
+        for i, (p, t) in enumerate(zip(predictions, targets)):
+            caps = t.get("captions") if isinstance(t, Mapping) else None
+            if isinstance(caps, str) or not isinstance(caps, (list, tuple)) or not caps:
+                raise MMBenchError(f"metric 'coco_captions': image {t.get('id', i)!r} has no reference captions")
+            key = str(t.get("id", i))
+            refs[key], preds[key] = list(caps), p
+        labels, missing = group_labels(targets, self.options.by)
+        groups = {fld: dict(zip(refs, labs)) for fld, labs in labels.items()}
+        result = self.scorer().score(preds, refs, is_subset=self.context.is_subset, groups=groups)
+        notes = [*result.notes, *(f"coco_captions: no breakdown by {f!r} (some images lack it)" for f in missing)]
+        stats = {k: np.asarray(v) for k, v in result.stats.items()}
+        return MetricReport(list(result.values), stats, {"cider_d": list(stats["CIDEr-D"])}, notes)
+
+    @classmethod
+    def aggregate(cls, stats: ItemStats) -> dict[str, float]:
+        return aggregate(stats)

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from mmbench.errors import MMBenchError
+from mmbench.metrics.api import CLASS_SCORES, Metric, MetricReport
 from mmbench.metrics.base import ItemStats, MetricValue
 
 
@@ -100,3 +104,34 @@ def score_multilabel(logits: np.ndarray, targets: np.ndarray, variant: str = "")
                          f"macro average precision over {int((targets.sum(0) > 0).sum())} classes with a "
                          f"positive (torchmetrics){suffix}")
     return [metric], {"stats": stats, "n_failed": int(np.isnan(logits).any(axis=1).sum())}
+
+
+class Classification(Metric):
+    """Top-1, top-5 and mean per-class recall for integer labels; macro mAP when labels are lists (multilabel).
+
+    Predictions are rows of class scores (NaN rows: failed items, counted as misses); targets are labels.
+    The context's ``input_note`` (how the scores were made, e.g. the prompt ensemble) ends every variant.
+    """
+
+    name: ClassVar[str] = "classification"
+    inputs: ClassVar[str] = CLASS_SCORES
+    description: ClassVar[str] = "top-1/top-5 accuracy and mean per-class recall; multilabel: macro mAP (torchmetrics)"
+
+    def score(self, predictions: list, targets: list) -> MetricReport:
+        logits = np.asarray(predictions, dtype=np.float64)
+        if logits.ndim != 2:
+            raise MMBenchError(f"metric 'classification': predictions must be rows of class scores; got shape "
+                               f"{list(logits.shape)}")
+        note = self.context.input_note
+        if any(isinstance(t, (list, tuple)) for t in targets):
+            multi = np.zeros_like(logits, dtype=np.int64)
+            for i, lab in enumerate(targets):
+                multi[i, list(lab if isinstance(lab, (list, tuple)) else [lab])] = 1
+            values, extra = score_multilabel(logits, multi, note)
+        else:
+            values, extra = score(logits, np.asarray(targets, dtype=np.int64), note)
+        return MetricReport(values, extra["stats"], {"correct": [bool(v) for v in extra["stats"].get("top1", [])]})
+
+    @classmethod
+    def aggregate(cls, stats: ItemStats) -> dict[str, float]:
+        return aggregate(stats)

@@ -30,6 +30,7 @@ from mmbench.metrics.base import Aggregator, ItemStats, MetricValue
 
 FidMethod = Literal["eigh", "sqrtm"]
 ClipConvention = Literal["torchmetrics", "clipscore-paper"]
+CLIP_CONVENTIONS = ("torchmetrics", "clipscore-paper")
 
 # pytorch-fid and the original TTUR code ask for more samples than the feature dimension (2048 for
 # Inception pool3) so that the covariance has full rank; FID's estimator is also biased upward at small n,
@@ -452,33 +453,53 @@ def _const(stats: ItemStats, key: str, default: object = None) -> np.ndarray | N
     return None if value is None else np.asarray(value)
 
 
+def _fake(stats: ItemStats) -> np.ndarray:
+    """The generated images' feature rows, failed generations (non-finite rows) left out."""
+    feats = np.asarray(stats["features"], dtype=np.float64)
+    return feats[np.isfinite(feats).all(axis=1)]
+
+
+def aggregate_fid(stats: ItemStats) -> dict[str, float]:
+    """FID of the generated rows against the reference set's ``const:`` mean and covariance."""
+    mu, sigma = _const(stats, CONST_REAL_MU), _const(stats, CONST_REAL_SIGMA)
+    if "features" not in stats or mu is None or sigma is None:
+        return {}
+    mu2, sigma2 = feature_stats(_fake(stats))
+    method = str(_const(stats, CONST_FID_METHOD, "eigh"))
+    return {"fid": frechet_distance(mu, sigma, mu2, sigma2, method=method)}  # type: ignore[arg-type]
+
+
+def aggregate_kid(stats: ItemStats) -> dict[str, float]:
+    """KID of the generated rows against the ``const:`` reference features, with the recorded subset draws."""
+    real, kid = _const(stats, CONST_REAL_FEATURES), _const(stats, CONST_KID)
+    if "features" not in stats or real is None or kid is None:
+        return {}
+    num_subsets, subset_size, seed = (int(v) for v in kid)
+    values = kid_values_fast(real, _fake(stats), num_subsets=num_subsets, subset_size=subset_size, seed=seed)
+    return {"kid": float(values.mean())}
+
+
+def aggregate_precision_recall(stats: ItemStats) -> dict[str, float]:
+    real, pr_k = _const(stats, CONST_REAL_FEATURES), _const(stats, CONST_PR_K)
+    if "features" not in stats or real is None or pr_k is None:
+        return {}
+    fake_in_real, real_in_fake = precision_recall_flags(real, _fake(stats), k=int(pr_k))
+    return {"precision": float(fake_in_real.mean()), "recall": float(real_in_fake.mean())}
+
+
+def aggregate_clip_score(stats: ItemStats) -> dict[str, float]:
+    if "cosine" not in stats:
+        return {}
+    cos = np.asarray(stats["cosine"], dtype=np.float64)
+    convention = str(_const(stats, CONST_CLIP_CONVENTION, "torchmetrics"))
+    return dict(clip_score_aggregate({"cosine": cos[np.isfinite(cos)]}, convention))  # type: ignore[arg-type]
+
+
 def aggregate(stats: ItemStats) -> dict[str, float]:
-    """FID, KID, CLIP-score and (when configured) precision/recall of the text-to-image task's statistics.
+    """FID, KID, CLIP-score and precision/recall, each where the statistics carry what it needs.
 
     Items whose feature row is not finite (failed generations) are left out of FID/KID/precision/recall,
     items with a NaN cosine out of CLIP-score; the reference set is the ``const:`` entries.
     """
-    out: dict[str, float] = {}
-    if "features" in stats:
-        feats = np.asarray(stats["features"], dtype=np.float64)
-        fake = feats[np.isfinite(feats).all(axis=1)]
-        mu, sigma = _const(stats, CONST_REAL_MU), _const(stats, CONST_REAL_SIGMA)
-        method = str(_const(stats, CONST_FID_METHOD, "eigh"))
-        if mu is not None and sigma is not None:
-            mu2, sigma2 = feature_stats(fake)
-            out["fid"] = frechet_distance(mu, sigma, mu2, sigma2, method=method)  # type: ignore[arg-type]
-        real = _const(stats, CONST_REAL_FEATURES)
-        kid = _const(stats, CONST_KID)
-        if real is not None and kid is not None:
-            num_subsets, subset_size, seed = (int(v) for v in kid)
-            values = kid_values_fast(real, fake, num_subsets=num_subsets, subset_size=subset_size, seed=seed)
-            out["kid"] = float(values.mean())
-        pr_k = _const(stats, CONST_PR_K)
-        if real is not None and pr_k is not None:
-            fake_in_real, real_in_fake = precision_recall_flags(real, fake, k=int(pr_k))
-            out["precision"], out["recall"] = float(fake_in_real.mean()), float(real_in_fake.mean())
-    if "cosine" in stats:
-        cos = np.asarray(stats["cosine"], dtype=np.float64)
-        convention = str(_const(stats, CONST_CLIP_CONVENTION, "torchmetrics"))
-        out.update(clip_score_aggregate({"cosine": cos[np.isfinite(cos)]}, convention))  # type: ignore[arg-type]
-    return out
+    return {**aggregate_fid(stats), **aggregate_kid(stats), **aggregate_precision_recall(stats),
+            **aggregate_clip_score(stats)}

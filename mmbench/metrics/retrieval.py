@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from mmbench.errors import MMBenchError
+from mmbench.metrics.api import EMBEDDINGS, Metric, MetricReport
 from mmbench.metrics.base import ItemStats, MetricValue
 
 DEFAULT_KS = (1, 5, 10)
@@ -100,3 +104,48 @@ def score(image_emb: np.ndarray, text_emb: np.ndarray, text_to_image, ks=DEFAULT
                                    f"image->text recall@{k}: hit when any of the image's captions is in the "
                                    f"top {k} of {len(t2i)} (CLIP-paper definition){suffix}"))
     return metrics, {"stats": stats, "t2i_rank": t2i_rank, "i2t_rank": i2t_rank}
+
+
+@dataclass(frozen=True)
+class RecallOptions:
+    ks: tuple[int, ...] = DEFAULT_KS
+
+
+class RetrievalRecall(Metric):
+    """Recall@k both ways over a gallery of images and their captions (the items are the images).
+
+    Predictions: per image ``{"image_embedding", "text_embeddings"}`` (None: a failed image, left out of the
+    gallery with its captions; the statistics then cover the kept images only, see ``MetricReport.kept``).
+    """
+
+    name: ClassVar[str] = "recall_at_k"
+    inputs: ClassVar[str] = EMBEDDINGS
+    description: ClassVar[str] = "image<->text recall@k, CLIP-paper definition (cosine, ties by index)"
+    Options: ClassVar[type] = RecallOptions
+
+    def check_options(self) -> None:
+        if not self.options.ks or any(k < 1 for k in self.options.ks):
+            raise MMBenchError(f"metric 'recall_at_k': ks {list(self.options.ks)} must be positive integers")
+
+    def score(self, predictions: list, targets: list) -> MetricReport:
+        kept = [i for i, p in enumerate(predictions) if p is not None]
+        if not kept:
+            raise MMBenchError("metric 'recall_at_k': every image failed; nothing to score")
+        images = np.stack([predictions[i]["image_embedding"] for i in kept])
+        texts = np.concatenate([predictions[i]["text_embeddings"] for i in kept])
+        t2i = np.concatenate([np.full(len(predictions[i]["text_embeddings"]), j) for j, i in enumerate(kept)])
+        n_failed = len(predictions) - len(kept)
+        variant = "failed images and their captions are left out of the gallery" if n_failed else ""
+        values, extra = score(images, texts, t2i, self.options.ks, variant)
+        notes = [f"{n_failed} image(s) failed to decode and were left out of the gallery"] if n_failed else []
+        ranks_t2i, per_t2i, start = extra["t2i_rank"], [], 0
+        for i in kept:
+            n = len(predictions[i]["text_embeddings"])
+            per_t2i.append(ranks_t2i[start:start + n].tolist())
+            start += n
+        per_item = {"image_to_text_best_rank": [int(r) for r in extra["i2t_rank"]], "text_to_image_ranks": per_t2i}
+        return MetricReport(values, extra["stats"], per_item, notes, kept=kept)
+
+    @classmethod
+    def aggregate(cls, stats: ItemStats) -> dict[str, float]:
+        return aggregate(stats)

@@ -117,11 +117,61 @@ def process_punctuation(text: str) -> str:
     return _PERIOD_STRIP.sub("", out, count=_PERIOD_STRIP_COUNT)
 
 
-def process_digit_article(text: str) -> str:
+def process_digit_article(text: str, contractions: Mapping[str, str] = VQA_CONTRACTIONS) -> str:
     """The official ``processDigitArticle``: lowercase, number words to digits, drop articles, contractions."""
     words = [VQA_NUMBER_WORDS.get(w, w) for w in text.lower().split()]
     words = [w for w in words if w not in VQA_ARTICLES]
-    return " ".join(VQA_CONTRACTIONS.get(w, w) for w in words)
+    return " ".join(contractions.get(w, w) for w in words)
+
+
+# The VizWiz evaluator (Qing Li's VQAEval for VizWiz) carries the VQA table with curly apostrophes (’) in
+# most keys and values; these entries kept the straight one.
+_VIZWIZ_STRAIGHT_VALUES = frozenset({"aint", "arent", "cant", "couldve", "couldnt", "weve", "wheres", "whove"})
+_VIZWIZ_STRAIGHT_KEYS = frozenset({"couldn'tve", "hadn'tve"})
+VIZWIZ_CONTRACTIONS: Mapping[str, str] = {
+    (k if k in _VIZWIZ_STRAIGHT_KEYS else k.replace("'", "\u2019")):
+        (v if k in _VIZWIZ_STRAIGHT_VALUES else v.replace("'", "\u2019")) for k, v in VQA_CONTRACTIONS.items()}
+
+
+def evalai_normalize(text: str) -> str:
+    """The EvalAI answer processor (TextVQA's scorer, m4c_evaluator.EvalAIAnswerProcessor, used by LLaVA and
+    lmms-eval): lowercase, delete ',' and '?', "'s" -> " 's", strip; then the VQAv2 steps."""
+    text = text.lower().replace(",", "").replace("?", "").replace("'s", " 's").strip()
+    return process_digit_article(process_punctuation(_clean_whitespace(text)))
+
+
+def vizwiz_normalize(text: str) -> str:
+    """The VizWiz evaluator's prediction processing: the VQAv2 steps with its curly-apostrophe contractions."""
+    return process_digit_article(process_punctuation(_clean_whitespace(text)), VIZWIZ_CONTRACTIONS)
+
+
+# the accuracy rules one can name -> what they do (recorded in the variant)
+VQA_RULES: Mapping[str, str] = {
+    "vqav2": ("VQAv2 official (GT-Vision-Lab vqaEval.py, Python 3 revision): prediction normalised, human "
+              "answers punctuation-processed only when they disagree"),
+    "evalai": ("EvalAI answer processor (TextVQA's m4c_evaluator, as LLaVA-1.5 and lmms-eval score TextVQA): "
+               "prediction and every human answer normalised (commas and '?' deleted, \"'s\" split, VQAv2 steps)"),
+    "vizwiz": ("VizWiz evaluator (VizWiz VQAEval): prediction normalised with its curly-apostrophe "
+               "contractions, human answers compared as given"),
+}
+
+
+def rules_normalizers(rules: str):
+    """(prediction normaliser, references normaliser) of a VQA_RULES entry."""
+    if rules == "vqav2":
+        return normalize_prediction, normalize_references
+    if rules == "evalai":
+        return evalai_normalize, lambda refs: [evalai_normalize(r) for r in refs]
+    if rules == "vizwiz":
+        return vizwiz_normalize, list
+    raise MMBenchError(f"unknown VQA accuracy rules {rules!r}: use one of {', '.join(VQA_RULES)}")
+
+
+def vqa_variant(rules: str = "vqav2") -> str:
+    if rules == "vqav2":
+        return VQA_VARIANT
+    return (f"{VQA_RULES[rules]}; min(#matches/3, 1) averaged over the leave-one-out subsets of the human "
+            f"answers, mean over questions; fraction in [0,1] (the scripts report round(100*x, 2))")
 
 
 def _clean_whitespace(text: str) -> str:
@@ -210,15 +260,17 @@ def _by_type(values: list[float], types: Sequence[str] | None, name: str,
 
 def vqa_accuracy(predictions: Sequence[str], references: Sequence[Sequence[str]],
                  answer_types: Sequence[str] | None = None,
-                 question_types: Sequence[str] | None = None) -> VQAResult:
-    """VQAv2 accuracy of a set of questions, as the official evaluation computes it (see module doc)."""
+                 question_types: Sequence[str] | None = None, rules: str = "vqav2") -> VQAResult:
+    """VQA accuracy of a set of questions, as the official evaluation of ``rules`` computes it (module doc;
+    ``rules``: vqav2, evalai (TextVQA), vizwiz; see VQA_RULES)."""
+    norm_pred, norm_refs = rules_normalizers(rules)
     _check_lengths(len(predictions), len(references))
     for types, what in ((answer_types, "answer_types"), (question_types, "question_types")):
         if types is not None and len(types) != len(predictions):
             raise MMBenchError(f"{what} has {len(types)} entries for {len(predictions)} predictions: "
                                "pass one type per question")
-    normalized = [normalize_prediction(_check_text(p, f"prediction {i}")) for i, p in enumerate(predictions)]
-    accs = [_leave_one_out(p, normalize_references(_check_references(r, i)))
+    normalized = [norm_pred(_check_text(p, f"prediction {i}")) for i, p in enumerate(predictions)]
+    accs = [_leave_one_out(p, norm_refs(_check_references(r, i)))
             for i, (p, r) in enumerate(zip(normalized, references))]
     per_answer, official_answer = _by_type(accs, answer_types, "vqa_accuracy", "answer_type")
     per_question, official_question = _by_type(accs, question_types, "vqa_accuracy", "question_type")
@@ -229,7 +281,7 @@ def vqa_accuracy(predictions: Sequence[str], references: Sequence[Sequence[str]]
     if question_types is not None:
         stats["question_type"] = np.asarray([str(t) for t in question_types])
     return VQAResult(
-        accuracy=MetricValue(name="vqa_accuracy", value=float(sum(accs)) / len(accs), variant=VQA_VARIANT,
+        accuracy=MetricValue(name="vqa_accuracy", value=float(sum(accs)) / len(accs), variant=vqa_variant(rules),
                              extra={"n": len(accs), "official_percent": overall}),
         per_answer_type=per_answer, per_question_type=per_question,
         official_percent={"overall": overall, "perAnswerType": official_answer,
@@ -281,9 +333,13 @@ def exact_match(predictions: Sequence[str], references: Sequence[Sequence[str]],
     for i, (p, refs) in enumerate(zip(predictions, references)):
         pred = normalize_exact(_check_text(p, f"prediction {i}"), normalization)
         hits.append(float(any(normalize_exact(r, normalization) == pred for r in _check_references(refs, i))))
-    variant = f"exact match against any reference; normalization={normalization}: {_EXACT_MATCH_STEPS[normalization]}"
+    variant = exact_match_variant(normalization)
     return ScoreResult(MetricValue("exact_match", float(sum(hits)) / len(hits), variant, extra={"n": len(hits)}),
                        {"exact_match": np.asarray(hits, dtype=np.float64)})
+
+
+def exact_match_variant(normalization: ExactMatchNormalization) -> str:
+    return f"exact match against any reference; normalization={normalization}: {_EXACT_MATCH_STEPS[normalization]}"
 
 
 def _anls_normalize(text: str) -> str:
@@ -315,10 +371,14 @@ def anls(predictions: Sequence[str], references: Sequence[Sequence[str]], thresh
     _check_lengths(len(predictions), len(references))
     scores = [anls_item(_check_text(p, f"prediction {i}"), _check_references(r, i), threshold)
               for i, (p, r) in enumerate(zip(predictions, references))]
-    variant = (f"ANLS (ST-VQA/DocVQA script): threshold={threshold} (similarity below it -> 0), lowercase+strip+"
-               "whitespace collapsed, distance / max raw length, max over references")
+    variant = anls_variant(threshold)
     return ScoreResult(MetricValue("anls", float(sum(scores)) / len(scores), variant, extra={"n": len(scores)}),
                        {"anls": np.asarray(scores, dtype=np.float64)})
+
+
+def anls_variant(threshold: float) -> str:
+    return (f"ANLS (ST-VQA/DocVQA script): threshold={threshold} (similarity below it -> 0), lowercase+strip+"
+            "whitespace collapsed, distance / max raw length, max over references")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -403,40 +463,3 @@ def mc_accuracy(generations: Sequence[str], options: Sequence[Sequence[str]],
         choices=choices,
         stats={"mc_correct": np.asarray(correct, dtype=np.float64),
                "mc_unparseable": np.asarray(unparseable, dtype=np.float64)})
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Aggregation over any subset of items
-# ---------------------------------------------------------------------------------------------------------
-
-# stats key -> name of the corpus value it averages to
-_MEANS: Mapping[str, str] = {"vqa_accuracy": "vqa_accuracy", "exact_match": "exact_match", "anls": "anls",
-                             "mc_correct": "mc_accuracy", "mc_unparseable": "mc_unparseable_rate"}
-
-
-def _mean(values: np.ndarray) -> float:
-    # A plain left-to-right float sum, as the official VQA script does, so the full set agrees bit for bit.
-    return float(sum(values.tolist())) / len(values)
-
-
-def aggregate(stats: ItemStats) -> dict[str, float]:
-    """Corpus values from the per-item statistics of any subset of items (every metric of this module).
-
-    VQA accuracy also gets ``vqa_accuracy[answer_type=T]`` / ``vqa_accuracy[question_type=T]`` when the
-    statistics carry the types.
-    """
-    out: dict[str, float] = {}
-    for key, name in _MEANS.items():
-        if key not in stats:
-            continue
-        values = np.asarray(stats[key], dtype=np.float64)
-        if len(values) == 0:
-            raise MMBenchError(f"cannot aggregate {name} over zero items: pass a non-empty subset")
-        out[name] = _mean(values)
-        if key == "vqa_accuracy":
-            for label in ("answer_type", "question_type"):
-                if label in stats:
-                    types = np.asarray(stats[label])
-                    for t in dict.fromkeys(types.tolist()):
-                        out[f"vqa_accuracy[{label}={t}]"] = _mean(values[types == t])
-    return out

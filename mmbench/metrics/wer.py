@@ -21,7 +21,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from typing import ClassVar
+
 from mmbench.errors import MMBenchError, UnknownNameError
+from mmbench.metrics.api import TRANSCRIPTS, Metric, MetricReport
 from mmbench.metrics.base import ItemStats, MetricValue
 
 # The normalisers one can name, and what each does (recorded in every variant string).
@@ -229,3 +232,41 @@ def wer_scores(hypotheses: Sequence[str], references: Sequence[str],
                                  f"({jw}), {norm}"),
     ]
     return WERResult(values=values, stats=stats, normalizer=normalizer, references=refs, hypotheses=hyps)
+
+
+@dataclass(frozen=True)
+class WEROptions:
+    normalizer: str = "whisper-english"  # see NORMALIZERS; applied to both sides and named in every variant
+
+
+class WordErrorRate(Metric):
+    """Corpus WER, CER and the mean of utterance WERs; predictions are transcripts, targets
+    ``{"text": reference}`` (a failed item is an empty transcript: every reference word a deletion)."""
+
+    name: ClassVar[str] = "wer"
+    inputs: ClassVar[str] = TRANSCRIPTS
+    description: ClassVar[str] = "corpus WER/CER (jiwer) after a named normaliser, S/D/I counts, mean-of-utterance WER"
+    Options: ClassVar[type] = WEROptions
+
+    def check_options(self) -> None:
+        if self.options.normalizer not in NORMALIZERS:
+            raise MMBenchError(f"metric 'wer': normalizer {self.options.normalizer!r} is not one of "
+                               f"{', '.join(NORMALIZERS)}")
+
+    def score(self, predictions: list, targets: list) -> MetricReport:
+        refs = [t.get("text") if isinstance(t, dict) else t for t in targets]
+        res = wer_scores(predictions, refs, self.options.normalizer)
+        stats = {k: np.asarray(v) for k, v in res.stats.items()}
+        notes = []
+        empty_refs = int((stats["ref_words"] == 0).sum())
+        if empty_refs:
+            notes.append(f"{empty_refs} reference(s) empty after normalisation: their words count as insertions, "
+                         f"their utterance WER is undefined")
+        per_item = {"reference_normalized": res.references, "hypothesis_normalized": res.hypotheses,
+                    **{k: stats[k].tolist() for k in ("wer", "cer", "hits", "substitutions", "deletions",
+                                                      "insertions", "ref_words")}}
+        return MetricReport(list(res.values), stats, per_item, notes)
+
+    @classmethod
+    def aggregate(cls, stats: ItemStats) -> dict[str, float]:
+        return aggregate(stats)

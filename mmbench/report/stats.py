@@ -1,6 +1,7 @@
 """Uncertainty for every metric: bootstrap intervals over items, analytic standard errors, paired tests, Holm.
 
-Every task result stores per-item statistics and the name of an aggregator (``mmbench.registry.METRICS``)
+Every task result stores per-item statistics and the name of an aggregator (its metrics, see
+``mmbench.metrics.api.aggregator_for``)
 that recomputes the corpus metrics from the statistics of any multiset of items. So one procedure serves
 plain means (accuracy) and corpus metrics alike (CIDEr-D, BLEU, recall@k, WER, FID): draw item indices with
 replacement, re-aggregate, repeat.
@@ -116,18 +117,16 @@ class PairedTest:
 # -------------------------------------------------------------------------------------------------- helpers
 
 def resolve_aggregator(name: str | None) -> tuple[Aggregate | None, str | None]:
-    """(the METRICS entry called ``name``, None) or (None, why there is none)."""
-    from mmbench.registry import METRICS
+    """(the function recomputing the metrics of a result whose aggregator is ``name``, None) or (None, why
+    there is none): see mmbench.metrics.api.aggregator_for."""
+    from mmbench.metrics.api import aggregator_for
 
     if not name:
         return None, "the result names no aggregator, so its metrics cannot be recomputed on resamples"
-    if name not in METRICS:
-        return None, (f"aggregator {name!r} is not registered in mmbench.registry.METRICS, so its metrics "
-                      f"cannot be recomputed on resamples")
     try:
-        return METRICS.get(name), None
+        return aggregator_for(name), None
     except MMBenchError as exc:
-        return None, f"aggregator {name!r} could not be loaded ({exc})"
+        return None, f"aggregator {name!r} cannot be used ({exc}), so its metrics cannot be recomputed on resamples"
 
 
 def rng_for(seed: int, stream: str = "") -> np.random.Generator:

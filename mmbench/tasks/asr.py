@@ -8,8 +8,8 @@ the waveforms to the adapter's own ``prepare`` (features); ``predict`` times the
 Each output keeps the item's audio duration and its share of the batch's seconds (split in proportion to
 duration), so RTFx = audio seconds / transcription seconds is recomputed over every item, resumed ones too.
 
-Task-file keys: ``normalizer`` (none | basic | whisper-english, default whisper-english; recorded in every
-variant), ``noise_snr_db`` (white Gaussian noise at that SNR, seeded by (run seed, item id): the same noisy
+Metrics: ``metrics: [{name: wer, normalizer: whisper-english}]`` (the default; normalizers none | basic |
+whisper-english, recorded in every variant). Task-file keys: ``noise_snr_db`` (white Gaussian noise at that SNR, seeded by (run seed, item id): the same noisy
 audio for every model and every run with that seed) and ``curve`` (``{name, x, x_label}``: this task is the
 point ``x`` of the named curve, e.g. WER vs SNR; ``x: null`` marks the clean point, which has no finite SNR
 and is plotted at the clean end of the axis labelled "clean"; ``x`` defaults to ``noise_snr_db``).
@@ -29,7 +29,7 @@ from mmbench.capabilities import Capability
 from mmbench.data.audio import add_noise, load_audio, stable_seed
 from mmbench.errors import ItemError, MMBenchError
 from mmbench.metrics.base import MetricValue
-from mmbench.metrics.wer import NORMALIZERS, wer_scores
+from mmbench.metrics.api import TRANSCRIPTS
 from mmbench.tasks.base import Batch, ScoreReport, Task, decode_each
 
 # Noise is added at this rate, before resampling to the model's, so every model hears the same signal.
@@ -42,7 +42,6 @@ RTFX_VARIANT = ("RTFx = audio seconds / seconds inside the adapter's transcribe(
 
 @dataclass(frozen=True)
 class ASRConfig:
-    normalizer: str = "whisper-english"  # see mmbench.metrics.wer.NORMALIZERS
     noise_snr_db: float | None = None  # add white Gaussian noise at this SNR (dB); None: the audio as is
     curve: Mapping[str, Any] | None = None  # {name, x, x_label}: where this task sits on a plotted curve
 
@@ -67,13 +66,12 @@ class SpeechRecognition(Task):
     requires: ClassVar[Capability] = Capability.TRANSCRIBE
     Config: ClassVar[type] = ASRConfig
     default_batch_size: ClassVar[int] = 16
+    metric_inputs: ClassVar[str] = TRANSCRIPTS
+    default_metrics: ClassVar[tuple] = ("wer",)
 
     def __init__(self, spec, ctx) -> None:
         super().__init__(spec, ctx)
         c = self.config
-        if c.normalizer not in NORMALIZERS:
-            raise MMBenchError(f"task {self.name!r}: normalizer {c.normalizer!r} is not one of "
-                               f"{', '.join(NORMALIZERS)}")
         if c.noise_snr_db is not None and (isinstance(c.noise_snr_db, bool) or
                                            not isinstance(c.noise_snr_db, (int, float)) or
                                            not math.isfinite(c.noise_snr_db)):
@@ -99,7 +97,7 @@ class SpeechRecognition(Task):
     def output_config(self) -> dict:
         """What changes the transcripts: the data and the noise (with its seed). The normaliser and the curve
         only change scoring, so cached transcripts are rescored under another normaliser."""
-        cfg = {k: v for k, v in super().output_config().items() if k not in ("normalizer", "curve", "reference")}
+        cfg = {k: v for k, v in super().output_config().items() if k != "curve"}
         if self.config.noise_snr_db is not None:
             cfg["noise"] = {"snr_db": float(self.config.noise_snr_db), "seed": self.ctx.seed, "rate": NOISE_RATE,
                             "kind": "white-gaussian"}
@@ -113,10 +111,7 @@ class SpeechRecognition(Task):
                 f"numpy default_rng(stable_seed(run seed {self.ctx.seed}, item id))")
 
     def describe(self) -> dict:
-        from mmbench.metrics.wer import normalizer_variant
-
         d = super().describe()
-        d["normalizer"] = normalizer_variant(self.config.normalizer)
         d["noise"] = self.noise_description()
         d["audio_preprocessing"] = ("soundfile decode, channel mean to mono, soxr resampling (HQ) to the model's "
                                     "sample rate")
@@ -192,7 +187,7 @@ class SpeechRecognition(Task):
         refs = [self.reference(it) for it in items]
         # A failed item (unreadable audio) scores as an empty transcript: all its reference words are deletions.
         hyps = ["" if o is None else o["text"] for o in outputs]
-        res = wer_scores(hyps, refs, self.config.normalizer)
+        reports = self.run_metrics(hyps, [{"text": r} for r in refs])
         notes = []
         n_failed = sum(o is None for o in outputs)
         n_empty = sum(1 for o in outputs if o is not None and not o["text"].strip())
@@ -200,24 +195,21 @@ class SpeechRecognition(Task):
             notes.append(f"{n_failed} failed item(s) scored as empty transcripts (every reference word a deletion)")
         if n_empty:
             notes.append(f"{n_empty} empty transcript(s) from the model (every reference word a deletion)")
-        empty_refs = int((res.stats["ref_words"] == 0).sum())
-        if empty_refs:
-            notes.append(f"{empty_refs} reference(s) empty after normalisation: their words count as insertions, "
-                         f"their utterance WER is undefined")
-        stats = {k: np.asarray(v) for k, v in res.stats.items()}
+        notes += [n for r in reports for n in r.notes]
+        stats = {k: np.asarray(v) for r in reports for k, v in r.stats.items()}
         for key, field in (("audio_seconds", "duration_s"), ("transcription_seconds", "transcribe_s")):
             stats[key] = np.array([0.0 if o is None else float(o.get(field, 0.0)) for o in outputs])
         samples = {}
         for i, (it, out) in enumerate(zip(items, outputs)):
-            samples[it["id"]] = {
-                "reference": refs[i], "hypothesis": None if out is None else out["text"],
-                "reference_normalized": res.references[i], "hypothesis_normalized": res.hypotheses[i],
-                "wer": _json_float(stats["wer"][i]), "cer": _json_float(stats["cer"][i]),
-                **{k: int(stats[k][i]) for k in ("hits", "substitutions", "deletions", "insertions", "ref_words")},
-                "duration_s": None if out is None else round(float(out["duration_s"]), 4)}
+            sample = {"reference": refs[i], "hypothesis": None if out is None else out["text"]}
+            for r in reports:
+                sample.update({k: _json_float(v[i]) if isinstance(v[i], float) else v[i] for k, v in r.per_item.items()})
+            sample["duration_s"] = None if out is None else round(float(out["duration_s"]), 4)
             if self.config.noise_snr_db is not None:
-                samples[it["id"]]["snr_db"] = float(self.config.noise_snr_db)
+                sample["snr_db"] = float(self.config.noise_snr_db)
+            samples[it["id"]] = sample
         artifacts = {"hypotheses.jsonl": [{"id": it["id"], "text": h} for it, h in zip(items, hyps)],
                      "references.jsonl": [{"id": it["id"], "text": r} for it, r in zip(items, refs)]}
-        return ScoreReport(metrics=[*res.values, self.rtfx(outputs)], item_ids=[it["id"] for it in items],
-                           stats=stats, aggregator="wer", notes=notes, samples=samples, artifacts=artifacts)
+        return ScoreReport(metrics=[*(v for r in reports for v in r.values), self.rtfx(outputs)],
+                           item_ids=[it["id"] for it in items], stats=stats, aggregator=self.aggregator,
+                           notes=notes, samples=samples, artifacts=artifacts)

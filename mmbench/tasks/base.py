@@ -16,13 +16,17 @@ from typing import Any, Callable, ClassVar, Mapping
 
 from mmbench.capabilities import Capability
 from mmbench.data.sources import DataContext, DataSet
-from mmbench.errors import DataError, ItemError, MMBenchError
+from mmbench.errors import DataError, ItemError, MissingDataError, MMBenchError
+from mmbench.metrics.api import Metric, MetricContext, MetricReport, aggregator_name, build_metrics, compute_all
 from mmbench.metrics.base import MetricValue
 from mmbench.registry import DATA_FORMATS
 from mmbench.specs import TaskSpec, fingerprint
 
 # Keys every task file may have, whatever its kind.
-COMMON_KEYS = {"task", "kind", "description", "data", "batch_size", "tags", "include", "reference"}
+COMMON_KEYS = {"task", "kind", "description", "data", "batch_size", "tags", "include", "reference", "metrics",
+               "aliases"}
+# Keys that never change a per-item output (so never part of the cache key).
+SCORING_KEYS = ("description", "tags", "batch_size", "metrics", "aliases", "reference")
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class ScoreReport:
     metrics: list[MetricValue]
     item_ids: list[str]
     stats: dict[str, Any]  # arrays, first dimension = len(item_ids)
-    aggregator: str  # a METRICS registry name: its aggregate(stats) recomputes the metrics
+    aggregator: str  # metric names joined by '+' (or kind:<kind>): see mmbench.metrics.api.aggregator_for
     notes: list[str] = field(default_factory=list)
     samples: dict[str, dict] = field(default_factory=dict)  # per-item fields for samples_<task>.jsonl
     artifacts: dict[str, Any] = field(default_factory=dict)  # files to save: name -> array / JSON data
@@ -85,16 +89,47 @@ class Task:
     requires: ClassVar[Capability]
     Config: ClassVar[type]
     default_batch_size: ClassVar[int] = 32
+    # What the kind's outputs are, as metrics see them (mmbench.metrics.api), and the metrics a task file
+    # of this kind reports when it lists none. Empty: the kind computes its own values (a probe).
+    metric_inputs: ClassVar[str] = ""
+    default_metrics: ClassVar[tuple] = ()
 
     def __init__(self, spec: TaskSpec, ctx: TaskContext) -> None:
         self.spec = spec
         self.ctx = ctx
         self.config = parse_config(self.Config, spec.config, spec.name)
         self._data: DataSet | None = None
+        # Run-wide resources (the Java caption scorer, feature extractors): the runner hands every task of a
+        # run the same dict and closes what is in it at the end.
+        self.shared: dict[str, Any] = {}
+        self.metrics = self.build_metrics()  # bad metric names or options fail before any model runs
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    # -- metrics ------------------------------------------------------------------------------------
+    def metric_entries(self) -> list:
+        """The task file's ``metrics:`` list, or the kind's defaults."""
+        return list(self.spec.config.get("metrics") or self.default_metrics)
+
+    def build_metrics(self, context: MetricContext | None = None) -> list[Metric]:
+        if not self.metric_inputs:
+            if self.spec.config.get("metrics"):
+                raise MMBenchError(f"task {self.name!r}: a {self.kind!r} task computes its own values; remove "
+                                   f"`metrics:` from the task file")
+            return []
+        return build_metrics(self.metric_entries(), self.metric_inputs, f"task {self.name!r}", context)
+
+    def run_metrics(self, predictions: list, targets: list, resources: dict | None = None,
+                    reference: Any = None, input_note: str = "") -> list[MetricReport]:
+        """Every metric of the task on the same predictions and targets (fresh state each call)."""
+        context = MetricContext(resources if resources is not None else {}, self.is_subset, reference, input_note)
+        return compute_all(self.build_metrics(context), predictions, targets)
+
+    @property
+    def aggregator(self) -> str:
+        return aggregator_name(self.metrics)
 
     # -- data ---------------------------------------------------------------------------------------
     @property
@@ -104,16 +139,12 @@ class Task:
         return self._data
 
     def load_data(self) -> DataSet:
+        """The task's ``data:`` section; with ``sources: [...]`` the first layout found (e.g. the official
+        release files under --data-dir, then the Hugging Face copy in the local cache)."""
         data_cfg = self.spec.config.get("data")
-        if not isinstance(data_cfg, Mapping) or "format" not in data_cfg:
-            raise MMBenchError(f"task {self.name!r}: the task file needs a `data:` section with a `format:` "
-                               f"(one of: {', '.join(DATA_FORMATS.names())})")
-        loader = DATA_FORMATS.get(data_cfg["format"])
-        ctx = DataContext(task=self.name, data_dir=self.ctx.data_dir, help=str(data_cfg.get("help", "")))
-        data = loader({k: v for k, v in data_cfg.items() if k not in ("format", "help")}, ctx)
-        if not data.records:
-            raise DataError(f"task {self.name!r}: the data has no items ({data.description})")
-        return data
+        if isinstance(data_cfg, Mapping) and "sources" in data_cfg:
+            return load_first_source(self.name, data_cfg, self.ctx.data_dir)
+        return load_source(self.name, data_cfg, self.ctx.data_dir)
 
     def items(self) -> list[dict]:
         """The evaluated items in a deterministic order (the first --limit of them)."""
@@ -127,7 +158,7 @@ class Task:
     # -- identity and provenance -------------------------------------------------------------------
     def output_config(self) -> dict:
         """The parts of the config that change per-item outputs (prompts, templates): cache key input."""
-        return {k: v for k, v in self.spec.config.items() if k not in ("description", "tags", "batch_size")}
+        return {k: v for k, v in self.spec.config.items() if k not in SCORING_KEYS}
 
     def fingerprint(self) -> str:
         return fingerprint([self.kind, self.output_config(), self.data.fingerprint])
@@ -137,7 +168,8 @@ class Task:
                 "source": self.spec.source, "config": dict(self.spec.config),
                 "data": {"description": self.data.description, "fingerprint": self.data.fingerprint,
                          "n_total": len(self.data.records), "n_evaluated": len(self.items()),
-                         "is_subset": self.is_subset}}
+                         "is_subset": self.is_subset},
+                "metrics": [m.describe() for m in self.metrics]}
 
     # -- the five steps ------------------------------------------------------------------------------
     def batch_order(self, items: list[dict]) -> list[dict]:
@@ -158,6 +190,35 @@ class Task:
     def score(self, items: list[dict], outputs: list[dict | None]) -> ScoreReport:
         """Score all items; ``outputs[i]`` is None when item i failed."""
         raise NotImplementedError
+
+
+def load_source(task: str, data_cfg: Any, data_dir: Path | None, help_text: str = "") -> DataSet:
+    """One ``data:`` section (a ``format:`` and its keys) -> a DataSet with at least one item."""
+    if not isinstance(data_cfg, Mapping) or "format" not in data_cfg:
+        raise MMBenchError(f"task {task!r}: the task file needs a `data:` section with a `format:` "
+                           f"(one of: {', '.join(DATA_FORMATS.names())})")
+    loader = DATA_FORMATS.get(data_cfg["format"])
+    ctx = DataContext(task=task, data_dir=data_dir, help=str(data_cfg.get("help", help_text)))
+    data = loader({k: v for k, v in data_cfg.items() if k not in ("format", "help")}, ctx)
+    if not data.records:
+        raise DataError(f"task {task!r}: the data has no items ({data.description})")
+    return data
+
+
+def load_first_source(task: str, data_cfg: Mapping, data_dir: Path | None) -> DataSet:
+    """``data: {sources: [...], help: ...}``: the first source whose files are there; when none is, one line
+    naming every place that was looked at and the help text."""
+    sources = data_cfg["sources"]
+    if not isinstance(sources, list) or not sources:
+        raise MMBenchError(f"task {task!r}: `data: sources:` must be a non-empty list of data sections")
+    missing = []
+    for source in sources:
+        try:
+            return load_source(task, source, data_dir, help_text="")
+        except MissingDataError as exc:
+            missing.append(str(exc).removeprefix(f"task {task!r}: ").split(". Pass --data-dir")[0].rstrip("."))
+    hint = str(data_cfg.get("help", "")).strip()
+    raise MissingDataError(f"task {task!r}: no copy of its data found ({'; '.join(missing)}). {hint}".rstrip())
 
 
 def fill_prompt(task: str, template: str, fields: Mapping[str, Any], item_id: str) -> str:

@@ -1,5 +1,7 @@
-"""Image captioning scored with the COCO caption evaluation (PTB tokenisation, BLEU, METEOR, ROUGE-L,
-CIDEr-D; SPICE when its jars are present, otherwise reported as unavailable with the reason)."""
+"""Image captioning: one caption per image, scored by the task's metrics (by default the COCO caption
+evaluation: PTB tokenisation, BLEU, METEOR, ROUGE-L, CIDEr-D; SPICE when its jars are present, otherwise
+reported as unavailable with the reason). A test split without references lists ``metrics: []`` and
+``submission: coco``: the run writes the ``[{"image_id", "caption"}]`` file evaluation servers take."""
 
 from __future__ import annotations
 
@@ -9,58 +11,63 @@ from typing import ClassVar
 import numpy as np
 
 from mmbench.errors import MMBenchError
+from mmbench.metrics.api import CAPTIONS
 from mmbench.tasks.base import ScoreReport
 from mmbench.tasks.generative import GenerativeConfig, GenerativeTask
-
-SCORER_KEY = "caption-scorer"
 
 
 @dataclass(frozen=True)
 class CaptioningConfig(GenerativeConfig):
     prompt: str = "Provide a one-sentence caption for the provided image."
     max_new_tokens: int = 32
-    spice: str = "auto"  # auto: when the CoreNLP jars are present; "off": never
 
 
 class ImageCaptioning(GenerativeTask):
     kind: ClassVar[str] = "captioning"
     Config: ClassVar[type] = CaptioningConfig
-
-    def scorer(self):
-        """One CaptionScorer (and so one METEOR Java process) per run, shared by every captioning task."""
-        from mmbench.metrics.captions import CaptionScorer
-
-        if SCORER_KEY not in self.shared:
-            self.shared[SCORER_KEY] = CaptionScorer(spice=None if self.config.spice == "auto" else False)
-        return self.shared[SCORER_KEY]
+    metric_inputs: ClassVar[str] = CAPTIONS
+    default_metrics: ClassVar[tuple] = ("coco_captions",)
+    submission_formats: ClassVar[tuple[str, ...]] = ("coco",)
 
     def score(self, items: list[dict], outputs: list[dict | None]) -> ScoreReport:
-        refs = {}
-        for it in items:
-            if not it.get("captions"):
-                raise MMBenchError(f"task {self.name!r}: image {it['id']!r} has no reference captions")
-            refs[it["id"]] = list(it["captions"])
         # A failed item (unreadable image) and an empty generation are both scored as an empty caption.
-        preds = {it["id"]: "" if o is None else self.extract(o["generation"]) for it, o in zip(items, outputs)}
-        n_empty = sum(1 for it, o in zip(items, outputs) if o is not None and not preds[it["id"]].strip())
-        result = self.scorer().score(preds, refs, is_subset=self.is_subset)
-        notes = list(result.notes)
+        preds = ["" if o is None else self.extract(o["generation"]) for o in outputs]
+        n_empty = sum(1 for p, o in zip(preds, outputs) if o is not None and not p.strip())
+        targets = []
+        for it in items:
+            if self.metrics and not it.get("captions"):
+                raise MMBenchError(f"task {self.name!r}: image {it['id']!r} has no reference captions")
+            targets.append({**it, "captions": list(it.get("captions") or [])})
+        reports = self.run_metrics(preds, targets, resources=self.shared) if self.metrics else []
+        notes = [n for r in reports for n in r.notes]
         if n_empty:
             notes.append(f"{n_empty} empty generation(s) scored as empty captions")
-        cider = np.asarray(result.stats["CIDEr-D"])
-        samples = {it["id"]: {"prompt_sent": None if o is None else o["prompt_sent"],
-                              "generation": None if o is None else o["generation"], "caption": preds[it["id"]],
-                              "references": refs[it["id"]], "cider_d": float(cider[i])}
-                   for i, (it, o) in enumerate(zip(items, outputs))}
-        return ScoreReport(metrics=list(result.values), item_ids=[it["id"] for it in items],
-                           stats={k: np.asarray(v) for k, v in result.stats.items()}, aggregator="captions",
-                           notes=notes, samples=samples, artifacts=self.artifacts(items, preds, refs))
+        if not reports:
+            notes.append("no reference captions: the captions are written to the submission file (artifacts); "
+                         "no score here")
+        samples = {}
+        for i, (it, o) in enumerate(zip(items, outputs)):
+            sample = {"prompt_sent": None if o is None else o["prompt_sent"],
+                      "generation": None if o is None else o["generation"], "caption": preds[i],
+                      "references": targets[i]["captions"]}
+            for r in reports:
+                sample.update({k: v[i] for k, v in r.per_item.items()})
+            samples[it["id"]] = sample
+        return ScoreReport(metrics=[v for r in reports for v in r.values], item_ids=[it["id"] for it in items],
+                           stats={k: np.asarray(v) for r in reports for k, v in r.stats.items()},
+                           aggregator=self.aggregator, notes=notes, samples=samples,
+                           artifacts=self.artifacts(items, preds, targets))
 
-    @staticmethod
-    def artifacts(items: list[dict], preds: dict, refs: dict) -> dict:
-        """COCO results and annotations files: ``mmbench score captions`` reproduces the run from them."""
-        ids = {it["id"]: n for n, it in enumerate(items)}
-        return {"predictions.json": [{"image_id": i, "caption": preds[i]} for i in ids],
-                "references.json": {"images": [{"id": i} for i in ids],
+    def artifacts(self, items: list[dict], preds: list[str], targets: list[dict]) -> dict:
+        """COCO results and annotations files: ``mmbench score captions`` reproduces the run from them; with
+        ``submission: coco`` the results file uses the items' own image ids, as servers expect."""
+        if self.config.submission == "coco":
+            return {"submission.json": [{"image_id": it.get("image_id", it["id"]), "caption": p}
+                                        for it, p in zip(items, preds)]}
+        ids = [it["id"] for it in items]
+        refs = [(i, c) for i, t in zip(ids, targets) for c in t["captions"]]
+        return {"predictions.json": [{"image_id": i, "caption": p} for i, p in zip(ids, preds)],
+                "references.json": {"images": [{"id": i, **({"domain": t["domain"]} if t.get("domain") else {})}
+                                               for i, t in zip(ids, targets)],
                                     "annotations": [{"image_id": i, "id": k, "caption": c}
-                                                    for k, (i, c) in enumerate((i, c) for i in ids for c in refs[i])]}}
+                                                    for k, (i, c) in enumerate(refs)]}}

@@ -11,7 +11,7 @@ import numpy as np
 from mmbench.capabilities import Capability
 from mmbench.data.images import load_image
 from mmbench.errors import DataError, MMBenchError
-from mmbench.metrics import classification as metric
+from mmbench.metrics.api import CLASS_SCORES
 from mmbench.metrics.retrieval import normalize
 from mmbench.specs import fingerprint
 from mmbench.tasks.base import Batch, ScoreReport, Task, decode_each
@@ -38,6 +38,8 @@ class ZeroShotClassification(Task):
     kind: ClassVar[str] = "zeroshot-classification"
     requires: ClassVar[Capability] = Capability.EMBED
     Config: ClassVar[type] = ZeroShotConfig
+    metric_inputs: ClassVar[str] = CLASS_SCORES
+    default_metrics: ClassVar[tuple] = ("classification",)
     default_batch_size: ClassVar[int] = 64
 
     def __init__(self, spec, ctx) -> None:
@@ -117,26 +119,28 @@ class ZeroShotClassification(Task):
     def score(self, items: list[dict], outputs: list[dict | None]) -> ScoreReport:
         names = self.class_names()
         logits = self.logits(outputs)
-        variant = f"{len(self.config.templates)} prompt template(s); {ENSEMBLE_VARIANT}; failed items count as misses"
+        note = f"{len(self.config.templates)} prompt template(s); {ENSEMBLE_VARIANT}; failed items count as misses"
         labels = [it["label"] for it in items]
+        reports = self.run_metrics(list(logits), labels, input_note=note)
         if any(isinstance(lab, (list, tuple)) for lab in labels):  # multilabel data
             targets = np.zeros_like(logits, dtype=np.int64)
             for i, lab in enumerate(labels):
                 targets[i, list(lab if isinstance(lab, (list, tuple)) else [lab])] = 1
-            metrics, extra = metric.score_multilabel(logits, targets, variant)
             artifacts = {"logits.npy": logits.astype(np.float32), "targets.npy": targets}
             samples = {it["id"]: {"labels": [names[j] for j in np.flatnonzero(targets[i])]}
                        for i, it in enumerate(items)}
         else:
             labels_arr = np.asarray(labels, dtype=np.int64)
-            metrics, extra = metric.score(logits, labels_arr, variant)
             artifacts = {"logits.npy": logits.astype(np.float32), "labels.json": labels_arr.tolist(),
                          "class_names.json": names}
             top = np.argsort(-np.nan_to_num(logits, nan=-np.inf), axis=1, kind="stable")[:, :5]
             samples = {it["id"]: {"label": names[labels_arr[i]],
                                   "prediction": None if outputs[i] is None else names[top[i, 0]],
-                                  "top5": None if outputs[i] is None else [names[j] for j in top[i]],
-                                  "correct": bool(extra["stats"]["top1"][i])}
+                                  "top5": None if outputs[i] is None else [names[j] for j in top[i]]}
                        for i, it in enumerate(items)}
-        return ScoreReport(metrics=metrics, item_ids=[it["id"] for it in items], stats=extra["stats"],
-                           aggregator="classification", samples=samples, artifacts=artifacts)
+        for r in reports:
+            for i, it in enumerate(items):
+                samples[it["id"]].update({k: v[i] for k, v in r.per_item.items() if len(v) == len(items)})
+        return ScoreReport(metrics=[v for r in reports for v in r.values], item_ids=[it["id"] for it in items],
+                           stats={k: v for r in reports for k, v in r.stats.items()}, aggregator=self.aggregator,
+                           notes=[n for r in reports for n in r.notes], samples=samples, artifacts=artifacts)

@@ -4,8 +4,9 @@ batching by prompt length, and the per-sample log of exactly what was sent and g
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Mapping
 
 from mmbench.capabilities import Capability, GenerationConfig, GenerationRequest
 from mmbench.data.images import load_image
@@ -15,12 +16,18 @@ from mmbench.tasks.base import Batch, Task, decode_each, fill_prompt
 ANSWER_EXTRACTIONS = {
     "raw": "the generation as is (the metric's own normalisation applies)",
     "first-line": "the first non-empty line of the generation",
+    "strip": "the generation without surrounding whitespace (as LLaVA's and lmms-eval's loaders pass it on)",
 }
 
 
 @dataclass(frozen=True)
 class GenerativeConfig:
     prompt: str = "{question}"  # the user prompt; {fields} are filled from the item
+    # The published protocol the prompt follows (e.g. "LLaVA-1.5 short answer"): recorded with the result.
+    protocol: str | None = None
+    # Per-model prompts: {pattern: prompt}; a pattern (fnmatch) matches the model's name or its family (the
+    # transformers model_type, e.g. "blip-2"); the first match wins, else `prompt`. --prompt overrides all.
+    prompt_overrides: Mapping[str, str] | None = None
     system: str | None = None
     max_new_tokens: int = 32
     do_sample: bool = False
@@ -29,6 +36,8 @@ class GenerativeConfig:
     num_beams: int = 1
     stop: tuple[str, ...] = ()
     answer_extraction: str = "raw"
+    # A test split without references lists `metrics: []` and names the evaluation server's file format.
+    submission: str | None = None
 
 
 GENERATION_KEYS = ("max_new_tokens", "do_sample", "temperature", "top_p", "num_beams", "stop")
@@ -39,13 +48,34 @@ class GenerativeTask(Task):
 
     requires: ClassVar[Capability] = Capability.GENERATE_TEXT
     default_batch_size: ClassVar[int] = 8
+    submission_formats: ClassVar[tuple[str, ...]] = ()  # the `submission:` formats the kind can write
 
     def __init__(self, spec, ctx) -> None:
         super().__init__(spec, ctx)
         if self.config.answer_extraction not in ANSWER_EXTRACTIONS:
             raise MMBenchError(f"task {self.name!r}: answer_extraction {self.config.answer_extraction!r} is not one "
                                f"of {', '.join(ANSWER_EXTRACTIONS)}")
-        self.shared: dict[str, Any] = {}  # run-wide resources (e.g. the Java caption scorer), set by the runner
+        overrides = self.config.prompt_overrides
+        if overrides is not None and (not isinstance(overrides, Mapping) or
+                                      not all(isinstance(k, str) and isinstance(v, str) for k, v in overrides.items())):
+            raise MMBenchError(f"task {self.name!r}: prompt_overrides must map model name/family patterns to prompt "
+                               f"strings")
+        self.template = self.config.prompt  # the prompt template in use (setup picks the model's override)
+        self.template_source = "prompt"
+        sub, formats = self.config.submission, self.submission_formats
+        if sub is not None and sub not in formats:
+            raise MMBenchError(f"task {self.name!r}: submission {sub!r} is not one of {', '.join(formats) or '(none)'}")
+        if not self.metrics and sub is None:
+            raise MMBenchError(f"task {self.name!r}: `metrics: []` scores nothing; name a `submission:` format "
+                               f"({', '.join(formats)}) to write the evaluation server's file")
+
+    def metric_entries(self) -> list:
+        if self.spec.config.get("metrics") == []:
+            return []  # a test split: outputs go to the submission file only
+        return super().metric_entries()
+
+    def build_metrics(self, context=None) -> list:
+        return [] if self.metric_entries() == [] else super().build_metrics(context)
 
     def generation_config(self) -> GenerationConfig:
         c = self.config
@@ -58,7 +88,16 @@ class GenerativeTask(Task):
         return {k: v for k, v in item.items() if isinstance(v, (str, int, float))}
 
     def prompt(self, item: dict) -> str:
-        return fill_prompt(self.name, self.config.prompt, self.prompt_fields(item), item["id"])
+        return fill_prompt(self.name, self.template, self.prompt_fields(item), item["id"])
+
+    def setup(self, model: Any, memo: Callable[[str, Callable[[], Any]], Any]) -> None:
+        """Pick the prompt for this model: the first ``prompt_overrides`` pattern matching its name or family."""
+        self.template, self.template_source = self.config.prompt, "prompt"
+        names = [n for n in (getattr(model, "name", ""), getattr(model, "family", "")) if n]
+        for pattern, template in (self.config.prompt_overrides or {}).items():
+            if any(fnmatch.fnmatchcase(n, pattern) for n in names):
+                self.template, self.template_source = template, f"prompt_overrides[{pattern!r}]"
+                break
 
     def output_config(self) -> dict:
         cfg = dataclasses.asdict(self.config)
@@ -67,7 +106,9 @@ class GenerativeTask(Task):
 
     def describe(self) -> dict:
         d = super().describe()
-        d["prompt_template"] = self.config.prompt
+        d["prompt_template"] = self.template
+        d["prompt_template_source"] = self.template_source
+        d["protocol"] = self.config.protocol
         d["system_prompt"] = self.config.system
         d["generation"] = self.generation_config().to_dict()
         d["answer_extraction"] = f"{self.config.answer_extraction}: {ANSWER_EXTRACTIONS[self.config.answer_extraction]}"
@@ -80,6 +121,8 @@ class GenerativeTask(Task):
     def extract(self, text: str) -> str:
         if self.config.answer_extraction == "first-line":
             return next((line.strip() for line in text.splitlines() if line.strip()), "")
+        if self.config.answer_extraction == "strip":
+            return text.strip()
         return text
 
     # -- steps ------------------------------------------------------------------------------------------

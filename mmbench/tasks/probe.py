@@ -28,7 +28,7 @@ from mmbench.data.images import load_image
 from mmbench.errors import ItemError, MMBenchError
 from mmbench.metrics import reliance as rel
 from mmbench.metrics.base import CONST_PREFIX, MetricValue, subset
-from mmbench.registry import METRICS
+from mmbench.metrics.api import aggregator_for
 from mmbench.specs import TaskSpec
 from mmbench.tasks.base import Batch, ScoreReport, Task
 from mmbench.tasks.catalog import build_task
@@ -75,6 +75,11 @@ class ModalityProbe(Task):
     kind: ClassVar[str] = "probe"
     Config: ClassVar[type] = ProbeConfig
     default_batch_size: ClassVar[int] = 8
+
+    @staticmethod
+    def aggregate(stats: Mapping[str, np.ndarray]) -> dict[str, float]:
+        """The probe's values recomputed from its per-item statistics (see the module-level aggregate)."""
+        return aggregate(stats)
 
     def __init__(self, spec, ctx) -> None:
         super().__init__(spec, ctx)
@@ -231,7 +236,7 @@ class ModalityProbe(Task):
         real_report = reports["real"]
         higher = next(m.higher_is_better for m in real_report.metrics if m.name == self.metric)
         value = {c: next(m.value for m in r.metrics if m.name == self.metric) for c, r in reports.items()}
-        aggregate = METRICS.get(real_report.aggregator)
+        aggregate = aggregator_for(real_report.aggregator)
         stats = {f"{CONST_PREFIX}{k}": np.asarray(v) for k, v in
                  {"aggregator": real_report.aggregator, "metric": self.metric, "higher_is_better": higher,
                   "worst": self.worst, "conditions": ",".join(conditions)}.items()}
@@ -290,7 +295,7 @@ class ModalityProbe(Task):
         for c in conditions:
             for it in inner_items:
                 samples[f"{c}{SEP}{it['id']}"] = {"condition": c, "item": it["id"], **reports[c].samples.get(it["id"], {})}
-        return ScoreReport(metrics=metrics, item_ids=real_report.item_ids, stats=stats, aggregator="probe",
+        return ScoreReport(metrics=metrics, item_ids=real_report.item_ids, stats=stats, aggregator="kind:probe",
                            notes=notes, samples=samples)
 
     @staticmethod
@@ -317,7 +322,7 @@ def probe_spec(inner: TaskSpec) -> TaskSpec:
 def aggregate(stats: Mapping[str, np.ndarray]) -> dict[str, float]:
     """Per-condition metric values and reliance recomputed from the probe's per-item statistics."""
     const = {k[len(CONST_PREFIX):]: np.asarray(v).item() for k, v in stats.items() if k.startswith(CONST_PREFIX)}
-    inner = METRICS.get(const["aggregator"])
+    inner = aggregator_for(const["aggregator"])
     metric, conditions = const["metric"], const["conditions"].split(",")
     values = {c: inner({k.split("/", 1)[1]: v for k, v in stats.items() if k.startswith(f"{c}/")})[metric]
               for c in conditions}

@@ -49,6 +49,13 @@ def uniformity(x: np.ndarray, max_n: int = 2000) -> float:
 
 class EmbeddingProbe(Task):
     kind: ClassVar[str] = "embedding-probe"
+
+    @staticmethod
+    def aggregate(stats: Mapping[str, np.ndarray]) -> dict[str, float]:
+        """Real and shuffled recall and the reliance, from the probe's per-item statistics."""
+        from mmbench.tasks.probe import aggregate
+
+        return aggregate(stats)
     requires: ClassVar[Capability] = Capability.EMBED
     Config: ClassVar[type] = EmbeddingProbeConfig
     default_batch_size: ClassVar[int] = 64
@@ -135,10 +142,10 @@ class EmbeddingProbe(Task):
                         higher_is_better=False),
         ]
         stats = {**{f"real/{k}": v for k, v in real_stats.items()}, **{f"shuffled/{k}": v for k, v in shuf_stats.items()},
-                 f"{CONST_PREFIX}aggregator": np.asarray("retrieval"), f"{CONST_PREFIX}metric": np.asarray(metric),
+                 f"{CONST_PREFIX}aggregator": np.asarray("recall_at_k"), f"{CONST_PREFIX}metric": np.asarray(metric),
                  f"{CONST_PREFIX}higher_is_better": np.asarray(True), f"{CONST_PREFIX}worst": np.asarray(0.0),
                  f"{CONST_PREFIX}conditions": np.asarray("real,shuffled")}
         note = (f"image verdict: {word} (relative image reliance {relative:.3f}, 95% CI [{lo:.3f}, {hi:.3f}], "
                 f"{self.config.resamples} paired resamples)")
         ids = [it["id"] for it, o in zip(items, outputs) if o is not None]
-        return ScoreReport(metrics=metrics, item_ids=ids, stats=stats, aggregator="probe", notes=[note])
+        return ScoreReport(metrics=metrics, item_ids=ids, stats=stats, aggregator="kind:embedding-probe", notes=[note])

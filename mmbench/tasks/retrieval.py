@@ -10,13 +10,12 @@ import numpy as np
 from mmbench.capabilities import Capability
 from mmbench.data.images import load_image
 from mmbench.errors import MMBenchError
-from mmbench.metrics import retrieval as metric
+from mmbench.metrics.api import EMBEDDINGS
 from mmbench.tasks.base import Batch, ScoreReport, Task, decode_each
 
 
 @dataclass(frozen=True)
 class RetrievalConfig:
-    ks: tuple[int, ...] = metric.DEFAULT_KS
     captions_per_image: int | None = None  # keep the first N captions of each image (None: all)
 
 
@@ -25,6 +24,8 @@ class ImageTextRetrieval(Task):
     requires: ClassVar[Capability] = Capability.EMBED
     Config: ClassVar[type] = RetrievalConfig
     default_batch_size: ClassVar[int] = 64
+    metric_inputs: ClassVar[str] = EMBEDDINGS
+    default_metrics: ClassVar[tuple] = ("recall_at_k",)
 
     def captions(self, item: dict) -> list[str]:
         caps = item.get("captions")
@@ -55,25 +56,19 @@ class ImageTextRetrieval(Task):
         return out
 
     def score(self, items: list[dict], outputs: list[dict | None]) -> ScoreReport:
-        kept = [i for i, o in enumerate(outputs) if o is not None]
-        if not kept:
+        if all(o is None for o in outputs):
             raise MMBenchError(f"task {self.name!r}: every item failed; nothing to score")
+        reports = self.run_metrics(outputs, items)
+        kept = reports[0].kept if reports[0].kept is not None else list(range(len(items)))
+        samples = {}
+        for j, i in enumerate(kept):
+            samples[items[i]["id"]] = {"captions": self.captions(items[i]),
+                                       **{k: v[j] for r in reports for k, v in r.per_item.items()}}
         images = np.stack([outputs[i]["image_embedding"] for i in kept])
         texts = np.concatenate([outputs[i]["text_embeddings"] for i in kept])
         t2i = np.concatenate([np.full(len(outputs[i]["text_embeddings"]), j) for j, i in enumerate(kept)])
-        n_failed = len(items) - len(kept)
-        variant = "failed images and their captions are left out of the gallery" if n_failed else ""
-        metrics, extra = metric.score(images, texts, t2i, self.config.ks, variant)
-        notes = [f"{n_failed} image(s) failed to decode and were left out of the gallery"] if n_failed else []
-        t2i_rank = extra["t2i_rank"]
-        samples, start = {}, 0
-        for j, i in enumerate(kept):
-            n = len(outputs[i]["text_embeddings"])
-            samples[items[i]["id"]] = {"captions": self.captions(items[i]),
-                                       "image_to_text_best_rank": int(extra["i2t_rank"][j]),
-                                       "text_to_image_ranks": t2i_rank[start:start + n].tolist()}
-            start += n
-        return ScoreReport(metrics=metrics, item_ids=[items[i]["id"] for i in kept], stats=extra["stats"],
-                           aggregator="retrieval", notes=notes, samples=samples,
+        return ScoreReport(metrics=[v for r in reports for v in r.values], item_ids=[items[i]["id"] for i in kept],
+                           stats={k: v for r in reports for k, v in r.stats.items()}, aggregator=self.aggregator,
+                           notes=[n for r in reports for n in r.notes], samples=samples,
                            artifacts={"image_embeddings.npy": images, "text_embeddings.npy": texts,
                                       "text_image_index.json": t2i.tolist()})

@@ -10,7 +10,8 @@ the item id. The feature extractor (``features``, see mmbench.features) and the 
 (``clip_model``) are loaded by the task, once per run; reference features are cached per (reference data,
 extractor). Per-item statistics are the generated images' feature rows and CLIP cosines; the reference
 set's mean/covariance/features are ``const:`` entries, so a bootstrap over generated items re-aggregates
-FID, KID and CLIP-score (``mmbench.metrics.image_generation:aggregate``).
+FID, KID and CLIP-score. The numbers are the task's ``metrics:`` (fid, kid, clip_score, precision_recall;
+see mmbench.metrics.generation_metrics; default fid, kid and clip_score when there is a clip_model).
 """
 
 from __future__ import annotations
@@ -30,14 +31,12 @@ from mmbench.data.images import load_image
 from mmbench.data.sources import DataContext
 from mmbench.errors import DataError, ItemError, MMBenchError
 from mmbench.features import DEFAULT_EXTRACTOR, EmbedderFeatures, FeatureExtractor, load_embedder, load_extractor
-from mmbench.metrics import image_generation as metric
-from mmbench.metrics.base import MetricValue
+from mmbench.metrics.api import GENERATED_IMAGES
 from mmbench.registry import DATA_FORMATS
 from mmbench.specs import fingerprint
 from mmbench.tasks.base import Batch, ScoreReport, Task, fill_prompt
 
 REFERENCE_SPLITS = ("same", "alternate")
-CLIP_CONVENTIONS = ("torchmetrics", "clipscore-paper")
 # Settings that change a generated image or its features (the per-item cache key); the rest only scores.
 OUTPUT_KEYS = ("prompt", "negative_prompt", "guidance_scale", "num_inference_steps", "height", "width",
                "features", "clip_model", "clip_text_prefix", "save_images")
@@ -55,14 +54,7 @@ class TextToImageConfig:
     reference_data: Mapping[str, Any] | None = None  # a `data:`-style section for the reference images
     features: str = DEFAULT_EXTRACTOR  # inception[:PATH] | clip:MODEL | an image-text embedder name
     clip_model: str | None = DEFAULT_EXTRACTOR  # None: no CLIP-score
-    clip_score_convention: str = "torchmetrics"  # torchmetrics (100*cos) | clipscore-paper (2.5*cos)
     clip_text_prefix: str = ""  # prepended to prompts for CLIP-score (the paper uses "A photo depicts ")
-    fid_method: str = "eigh"  # eigh (exact, fast) | sqrtm (pytorch-fid's)
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    kid_seed: int = 2020
-    precision_recall: bool = False
-    pr_k: int = 3
     feature_batch_size: int = 32
     save_images: bool = True  # PNG artifacts + a prompts.jsonl that the image-folder model reads back
     curve: Mapping[str, Any] | None = None  # {name, x, x_label}: a point on a leaderboard curve
@@ -89,15 +81,15 @@ class TextToImage(Task):
     requires: ClassVar[Capability] = Capability.GENERATE_IMAGE
     Config: ClassVar[type] = TextToImageConfig
     default_batch_size: ClassVar[int] = 16
+    metric_inputs: ClassVar[str] = GENERATED_IMAGES
 
     def __init__(self, spec, ctx) -> None:
         super().__init__(spec, ctx)
         c = self.config
         checks = [(c.reference_split in REFERENCE_SPLITS, f"reference_split {c.reference_split!r} is not one of "
                    f"{', '.join(REFERENCE_SPLITS)}"),
-                  (c.clip_score_convention in CLIP_CONVENTIONS, f"clip_score_convention "
-                   f"{c.clip_score_convention!r} is not one of {', '.join(CLIP_CONVENTIONS)}"),
-                  (c.fid_method in ("eigh", "sqrtm"), f"fid_method {c.fid_method!r} is not eigh or sqrtm"),
+                  (c.clip_model or not any(m.name == "clip_score" for m in self.metrics),
+                   "metric clip_score needs a clip_model"),
                   (c.reference_data is None or isinstance(c.reference_data, Mapping) and "format" in c.reference_data,
                    "reference_data needs a `format:` like a `data:` section"),
                   (c.curve is None or isinstance(c.curve, Mapping) and "name" in c.curve,
@@ -105,13 +97,18 @@ class TextToImage(Task):
         for ok, message in checks:
             if not ok:
                 raise MMBenchError(f"task {self.name!r}: {message}; fix the task file")
-        self.shared: dict[str, Any] = {}  # run-wide resources; the runner replaces it with its own
         self.extractor: FeatureExtractor | None = None
         self.clip: Any = None
         self.real: np.ndarray | None = None
         self.n_reference_failed = 0
         self._reference: tuple[list[dict], str, str] | None = None
         self._text_cache: dict[str, tuple[np.ndarray, bool]] = {}
+
+    def metric_entries(self) -> list:
+        """Default: FID and KID, and CLIP-score when the task names a clip_model."""
+        if self.spec.config.get("metrics"):
+            return super().metric_entries()
+        return ["fid", "kid", *(["clip_score"] if self.spec.config.get("clip_model", DEFAULT_EXTRACTOR) else [])]
 
     # -- items and reference set --------------------------------------------------------------------------
     def prompt_records(self) -> list[dict]:
@@ -203,10 +200,9 @@ class TextToImage(Task):
                           "n_images": None if self.real is None else int(self.real.shape[0]),
                           "n_unreadable": self.n_reference_failed},
             "clip_score": None if self.clip is None else {
-                "model": c.clip_model, "convention": c.clip_score_convention, "text_prefix": c.clip_text_prefix,
+                "model": c.clip_model, "text_prefix": c.clip_text_prefix,
                 "max_text_length": getattr(self.clip, "max_text_length", None)},
-            "kid": {"subsets": c.kid_subsets, "subset_size": c.kid_subset_size, "seed": c.kid_seed},
-            "fid_method": c.fid_method})
+            })
         return d
 
     # -- the steps ----------------------------------------------------------------------------------------
@@ -230,11 +226,11 @@ class TextToImage(Task):
 
         cached = self._shared(key, lambda: memo(key, compute))
         self.real, self.n_reference_failed = np.asarray(cached["features"]), int(cached["n_unreadable"])
-        n_fake, n_real = len(self.items()), self.real.shape[0]
-        if self.config.kid_subset_size > min(n_fake, n_real):
-            raise MMBenchError(f"task {self.name!r}: kid_subset_size {self.config.kid_subset_size} exceeds the "
-                               f"sample count ({n_fake} prompts, {n_real} reference images); set "
-                               f"kid_subset_size: {min(n_fake, n_real)} or smaller in the task file")
+        for m in self.metrics:  # e.g. a KID subset larger than the sets: refused before anything is generated
+            try:
+                m.check_counts(len(self.items()), int(self.real.shape[0]))
+            except MMBenchError as exc:
+                raise MMBenchError(f"task {self.name!r}: {exc}") from exc
 
     def prepare(self, model: Any, items: list[dict]) -> Batch:
         requests = [ImageRequest(it["id"], self.prompt(it), item_seed(self.ctx.seed, it["id"])) for it in items]
@@ -280,71 +276,31 @@ class TextToImage(Task):
         return outs
 
     # -- scoring ------------------------------------------------------------------------------------------
-    def _unavailable(self, name: str, reason: str, higher_is_better: bool = False) -> MetricValue:
-        return MetricValue(name=name, value=None, variant=f"{name}/features={self.extractor.variant}",
-                           higher_is_better=higher_is_better, unavailable=reason)
-
     def score(self, items: list[dict], outputs: list[dict | None]) -> ScoreReport:
         assert self.real is not None and self.extractor is not None, "setup() must run before score()"
-        c, ex, real = self.config, self.extractor, self.real.astype(np.float64)
+        ex = self.extractor
         ok = [i for i, o in enumerate(outputs) if o is not None]
-        feats = np.full((len(items), real.shape[1]), np.nan)
-        for i in ok:
-            feats[i] = outputs[i]["features"]
-        fake = feats[ok]
-        mu_r, sigma_r = metric.feature_stats(real)
-        metrics: list[MetricValue] = []
-        notes = [f"{len(ok)} generated images vs {real.shape[0]} reference images; features: {ex.variant}"]
+        reference = {"features": self.real, "extractor": ex.variant, "clip_model": str(self.config.clip_model),
+                     "text_prefix": self.config.clip_text_prefix,
+                     "text_max_length": getattr(self.clip, "max_text_length", None)}
+        reports = self.run_metrics(outputs, items, reference=reference)
+        notes = [f"{len(ok)} generated images vs {self.real.shape[0]} reference images; features: {ex.variant}"]
         if len(ok) < len(items):
             notes.append(f"{len(items) - len(ok)} failed item(s) are left out of FID/KID/CLIP-score (n_fake={len(ok)})")
         if self.n_reference_failed:
             notes.append(f"{self.n_reference_failed} unreadable reference image(s) left out of the reference set")
-        if len(ok) >= 2:
-            mu_f, sigma_f = metric.feature_stats(fake)
-            fid = metric.fid_from_stats(mu_r, sigma_r, mu_f, sigma_f, n_real=real.shape[0], n_fake=len(ok),
-                                        method=c.fid_method, features=ex.variant)
-            metrics.append(fid)
-            if "warning" in fid.extra:
-                notes.append(str(fid.extra["warning"]))
-        else:
-            metrics.append(self._unavailable("fid", f"only {len(ok)} image(s) were generated; FID needs 2"))
-        if c.kid_subset_size <= min(len(ok), real.shape[0]):
-            metrics.append(metric.kid_from_features(real, fake, num_subsets=c.kid_subsets,
-                                                    subset_size=c.kid_subset_size, seed=c.kid_seed,
-                                                    features=ex.variant))
-        else:
-            metrics.append(self._unavailable("kid", f"kid_subset_size {c.kid_subset_size} exceeds the {len(ok)} "
-                                                    f"generated images that did not fail"))
-        stats: dict[str, np.ndarray] = {"features": feats.astype(np.float32),
-                                        metric.CONST_REAL_MU: mu_r, metric.CONST_REAL_SIGMA: sigma_r,
-                                        metric.CONST_REAL_FEATURES: self.real.astype(np.float32),
-                                        metric.CONST_FID_METHOD: np.asarray(c.fid_method),
-                                        metric.CONST_KID: np.asarray([c.kid_subsets, c.kid_subset_size, c.kid_seed])}
-        cos = np.full(len(items), np.nan)
-        if self.clip is not None and ok:
-            img = np.stack([outputs[i]["clip_image"] for i in ok])
-            txt = np.stack([outputs[i]["clip_text"] for i in ok])
-            clip, clip_stats = metric.clip_score(
-                img, txt, convention=c.clip_score_convention,  # type: ignore[arg-type]
-                n_truncated=sum(bool(outputs[i]["clip_truncated"]) for i in ok),
-                text_max_length=getattr(self.clip, "max_text_length", None),
-                text_prefix=c.clip_text_prefix or None, model=str(c.clip_model))
-            metrics.append(clip)
-            cos[ok] = clip_stats["cosine"]
-            stats["cosine"] = cos
-            stats[metric.CONST_CLIP_CONVENTION] = np.asarray(c.clip_score_convention)
-            if "warning" in clip.extra:
-                notes.append(str(clip.extra["warning"]))
-        if c.precision_recall and len(ok) > c.pr_k and real.shape[0] > c.pr_k:
-            metrics.extend(metric.precision_recall(real, fake, k=c.pr_k, features=ex.variant).values())
-            stats[metric.CONST_PR_K] = np.asarray(c.pr_k)
+        notes += [n for r in reports for n in r.notes]
+        stats = {k: v for r in reports for k, v in r.stats.items()}
+        cos = np.asarray(stats.get("cosine", np.full(len(items), np.nan)), dtype=np.float64)
         samples, artifacts = self._samples_and_artifacts(items, outputs, cos)
         # `mmbench score fid --real-features real_features.npy --fake-features fake_features.npy` re-scores
         # the run (the generated images that did not fail, in item order).
-        artifacts["fake_features.npy"] = fake.astype(np.float32)
+        artifacts["fake_features.npy"] = np.stack([outputs[i]["features"] for i in ok]).astype(np.float32) if ok \
+            else np.zeros((0, self.real.shape[1]), np.float32)
         artifacts["real_features.npy"] = self.real.astype(np.float32)
-        return ScoreReport(metrics=metrics, item_ids=[it["id"] for it in items], stats=stats,
-                           aggregator="image-generation", notes=notes, samples=samples, artifacts=artifacts)
+        return ScoreReport(metrics=[v for r in reports for v in r.values], item_ids=[it["id"] for it in items],
+                           stats=stats, aggregator=self.aggregator, notes=notes, samples=samples,
+                           artifacts=artifacts)
 
     def _samples_and_artifacts(self, items: list[dict], outputs: list[dict | None],
                                cos: np.ndarray) -> tuple[dict, dict]:

@@ -1,4 +1,11 @@
-"""Visual question answering: open-ended (VQAv2 accuracy, exact match, ANLS) and multiple choice."""
+"""Visual question answering: send image + question, read back an answer, score it with the task's metrics.
+
+The kind prepares prompts (the question, optional OCR tokens or lettered options) and reads answers; which
+numbers come out is the task file's ``metrics:`` list (``vqa_accuracy``, ``exact_match``, ``anls``,
+``relaxed_accuracy``, ``gqa_accuracy``, ``mc_accuracy``; see mmbench.metrics.answer_metrics). A test split
+without reference answers lists ``metrics: []`` and names a ``submission:`` format: the run then writes the
+file the benchmark's evaluation server takes and reports no score.
+"""
 
 from __future__ import annotations
 
@@ -7,99 +14,96 @@ from typing import ClassVar
 
 import numpy as np
 
-from mmbench.errors import MMBenchError
-from mmbench.metrics import vqa as metric
+from mmbench.metrics import vqa as vqa_rules
+from mmbench.metrics.api import ANSWERS
 from mmbench.tasks.base import ScoreReport
 from mmbench.tasks.generative import GenerativeConfig, GenerativeTask
 
-METRICS = ("vqa", "exact_match", "anls", "multiple_choice")
+# Submission files of evaluation servers: format -> (id key, answer key, how the id is written).
+SUBMISSIONS = {
+    "vqav2": ("question_id", "answer"),  # EvalAI VQAv2 / TextVQA / OK-VQA: [{"question_id": int, "answer"}]
+    "vizwiz": ("image", "answer"),  # EvalAI VizWiz: [{"image": "VizWiz_test_00000000.jpg", "answer"}]
+    "docvqa": ("questionId", "answer"),  # RRC DocVQA / InfographicVQA: [{"questionId": int, "answer"}]
+    "gqa": ("questionId", "prediction"),  # GQA eval.py predictions: [{"questionId": str, "prediction"}]
+}
 
 
 @dataclass(frozen=True)
 class VQAConfig(GenerativeConfig):
     prompt: str = "{question}\nAnswer the question using a single word or phrase."
     max_new_tokens: int = 16
-    metric: str = "vqa"  # vqa | exact_match | anls | multiple_choice
-    exact_match_normalization: str = "punct"  # strip | punct | vqa (see mmbench.metrics.vqa)
-    anls_threshold: float = 0.5
     # multiple choice: how options appear in the prompt ({options} in the template)
     option_format: str = "{letter}. {option}"
+    # {ocr} in the template: the item's OCR tokens joined by ", " (TextVQA's LLaVA-1.5 protocol)
+    ocr_format: str = "Reference OCR token: {tokens}"
 
 
 class VisualQuestionAnswering(GenerativeTask):
     kind: ClassVar[str] = "vqa"
     Config: ClassVar[type] = VQAConfig
-
-    def __init__(self, spec, ctx) -> None:
-        super().__init__(spec, ctx)
-        if self.config.metric not in METRICS:
-            raise MMBenchError(f"task {self.name!r}: metric {self.config.metric!r} is not one of {', '.join(METRICS)}")
+    metric_inputs: ClassVar[str] = ANSWERS
+    default_metrics: ClassVar[tuple] = ("vqa_accuracy",)
+    submission_formats: ClassVar[tuple[str, ...]] = tuple(SUBMISSIONS)
 
     def prompt_fields(self, item: dict) -> dict:
         fields = super().prompt_fields(item)
         if "options" in item:
-            fields["options"] = "\n".join(self.config.option_format.format(letter=metric.LETTERS[i], option=o)
+            fields["options"] = "\n".join(self.config.option_format.format(letter=vqa_rules.LETTERS[i], option=o)
                                           for i, o in enumerate(item["options"]))
+        if isinstance(item.get("ocr_tokens"), (list, tuple)):
+            fields["ocr"] = self.config.ocr_format.format(tokens=", ".join(str(t) for t in item["ocr_tokens"]))
         return fields
 
-    def references(self, item: dict) -> list[str]:
+    def target(self, item: dict) -> dict:
+        """What the metrics compare an answer with: the item, its reference answers as strings."""
         answers = item.get("answers")
-        if not answers:
-            raise MMBenchError(f"task {self.name!r}: question {item['id']!r} has no reference answers")
-        return [a["answer"] if isinstance(a, dict) else str(a) for a in answers]
+        if isinstance(answers, (list, tuple)):
+            answers = [a["answer"] if isinstance(a, dict) else a for a in answers]
+        return {**item, "answers": answers}
 
     def score(self, items: list[dict], outputs: list[dict | None]) -> ScoreReport:
         # A failed item (image unreadable) and an empty generation both score as a wrong answer.
         raw = ["" if o is None else o["generation"] for o in outputs]
         answers = [self.extract(t) for t in raw]
         n_empty = sum(1 for o, a in zip(outputs, answers) if o is not None and not a.strip())
-        kind = self.config.metric
         notes = [f"{n_empty} empty generation(s) scored as wrong answers"] if n_empty else []
-        per_item: list[float]
-        if kind == "multiple_choice":
-            for it in items:
-                if "options" not in it or "answer" not in it:
-                    raise MMBenchError(f"task {self.name!r}: multiple-choice item {it['id']!r} needs `options` and "
-                                       f"`answer` (a letter or an option index)")
-            gold = [metric.LETTERS[it["answer"]] if isinstance(it["answer"], int) else str(it["answer"])
-                    for it in items]
-            res = metric.mc_accuracy(answers, [it["options"] for it in items], gold)
-            metrics = [res.accuracy, res.unparseable_rate]
-            stats, per_item = dict(res.stats), list(res.stats["mc_correct"])
-            extracted = res.choices
-        elif kind == "vqa":
-            refs = [self.references(it) for it in items]
-            types = [it.get("answer_type") for it in items]
-            qtypes = [it.get("question_type") for it in items]
-            res = metric.vqa_accuracy(answers, refs, None if None in types else types,
-                                      None if None in qtypes else qtypes)
-            metrics = [res.accuracy, *res.per_answer_type.values(), *res.per_question_type.values()]
-            stats, per_item = dict(res.stats), list(res.stats["vqa_accuracy"])
-            extracted = res.normalized_predictions
-        else:
-            refs = [self.references(it) for it in items]
-            res = metric.exact_match(answers, refs, self.config.exact_match_normalization) if kind == "exact_match" \
-                else metric.anls(answers, refs, self.config.anls_threshold)
-            metrics, stats = [res.value], dict(res.stats)
-            per_item = list(next(iter(res.stats.values())))
-            extracted = answers
+        reports = self.run_metrics(answers, [self.target(it) for it in items]) if self.metrics else []
         samples = {}
         for i, (it, out) in enumerate(zip(items, outputs)):
-            samples[it["id"]] = {"question": it.get("question"), "prompt_sent": None if out is None else out["prompt_sent"],
-                                 "generation": None if out is None else out["generation"],
-                                 "answer": extracted[i], "references": it.get("answers") if kind != "multiple_choice"
-                                 else it.get("answer"), "score": float(per_item[i])}
-        return ScoreReport(metrics=metrics, item_ids=[it["id"] for it in items],
-                           stats={k: np.asarray(v) for k, v in stats.items()}, aggregator="vqa", notes=notes,
-                           samples=samples,
-                           artifacts=self.artifacts(items, answers))
+            sample = {"question": it.get("question"), "prompt_sent": None if out is None else out["prompt_sent"],
+                      "generation": None if out is None else out["generation"], "answer": answers[i],
+                      "references": it.get("answers") if "options" not in it else it.get("answer")}
+            for r in reports:
+                sample.update({k: v[i] for k, v in r.per_item.items()})
+            if reports:
+                sample["score"] = float(reports[0].stats[self.metrics[0].name if self.metrics[0].name in
+                                                         reports[0].stats else next(iter(reports[0].stats))][i])
+            samples[it["id"]] = sample
+        if not reports:
+            notes.append(f"no reference answers: the answers are written to the {self.config.submission} "
+                         f"submission file (artifacts) for the benchmark's evaluation server; no score here")
+        stats = {k: np.asarray(v) for r in reports for k, v in r.stats.items()}
+        return ScoreReport(metrics=[v for r in reports for v in r.values], item_ids=[it["id"] for it in items],
+                           stats=stats, aggregator=self.aggregator, notes=notes + [n for r in reports for n in r.notes],
+                           samples=samples, artifacts=self.artifacts(items, answers))
 
     def artifacts(self, items: list[dict], answers: list[str]) -> dict:
-        """The run's answers in the VQAv2 results format, and its references in the annotations format, so
-        ``mmbench score vqa --predictions predictions.json --references annotations.json`` reproduces it."""
-        if self.config.metric != "vqa":
-            return {}
-        preds = [{"question_id": it["id"], "answer": a} for it, a in zip(items, answers)]
-        anns = [{"question_id": it["id"], "answers": [{"answer": r} for r in self.references(it)],
-                 **{k: it[k] for k in ("answer_type", "question_type") if it.get(k) is not None}} for it in items]
-        return {"predictions.json": preds, "annotations.json": {"annotations": anns}}
+        """The answers in the VQAv2 results format and the references in its annotations format, so ``mmbench
+        score vqa --predictions predictions.json --references annotations.json`` reproduces the run; and the
+        evaluation server's file when the task names a submission format."""
+        out = {}
+        if self.config.submission:
+            id_key, answer_key = SUBMISSIONS[self.config.submission]
+            rows = [{id_key: it.get("question_id", it["id"]), answer_key: a} for it, a in zip(items, answers)]
+            # VQAv2 test-dev: the server takes every test2015 question; the others get an empty answer
+            done = {r[id_key] for r in rows}
+            rows += [{id_key: q, answer_key: ""} for q in self.data.meta.get("submission_ids", ()) if q not in done]
+            out["submission.json"] = rows
+        if not self.metrics or any("options" in it for it in items):
+            return out
+        out["predictions.json"] = [{"question_id": it["id"], "answer": a} for it, a in zip(items, answers)]
+        fields = ("answer_type", "question_type", "answerable", "split", "domain")
+        out["annotations.json"] = {"annotations": [
+            {"question_id": it["id"], "answers": [{"answer": r} for r in self.target(it)["answers"]],
+             **{k: it[k] for k in fields if it.get(k) is not None}} for it in items]}
+        return out
