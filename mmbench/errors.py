@@ -20,6 +20,11 @@ class DataError(MMBenchError):
     """Missing or malformed data (a folder, an annotation file, a manifest)."""
 
 
+class MissingDataError(DataError):
+    """Data that is not where the task looks for it (as opposed to present but malformed): a task listing
+    several data sources tries the next one."""
+
+
 class ItemError(Exception):
     """One item cannot be processed (a corrupt image or WAV): recorded as a failed item, the run goes on."""
 

@@ -146,6 +146,8 @@ def with_overrides(spec, overrides: dict):
     kind = TASK_KINDS.get(spec.kind)
     if not (isinstance(kind, type) and issubclass(kind, GenerativeTask)):
         return spec  # embedding/ASR tasks have no decoding settings
+    if "prompt" in overrides:  # --prompt is the prompt for every model: the task's per-model prompts go
+        config.pop("prompt_overrides", None)
     return TaskSpec(spec.name, spec.kind, {**config, **overrides}, spec.source)
 
 
@@ -178,13 +180,25 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         catalog = TaskCatalog(args.include_path)
         if args.what == "tasks":
-            rows = [[d["task"], d["kind"], d["description"]] for d in map(catalog.describe, catalog.task_names())]
-            print(tabulate(rows, headers=["task", "kind", "description"], tablefmt="github"))
+            rows = [[d["task"], d["kind"], ", ".join(d["aliases"]), d["description"]]
+                    for d in map(catalog.describe, catalog.task_names())]
+            print(tabulate(rows, headers=["task", "kind", "aliases", "description"], tablefmt="github"))
         else:
             rows = [[s.name, ", ".join(s.models), ", ".join(s.tasks)] for s in map(catalog.suite, catalog.suite_names())]
             print(tabulate(rows, headers=["suite", "models", "tasks"], tablefmt="github"))
+    elif args.what == "metrics":
+        import dataclasses
+
+        from mmbench.metrics.api import metric_class
+
+        rows = []
+        for name in METRICS.names():
+            cls = metric_class(name)
+            options = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls.Options))
+            rows.append([name, cls.inputs, options or "-", cls.description])
+        print(tabulate(rows, headers=["metric", "scores", "options (defaults)", "description"], tablefmt="github"))
     else:
-        registry = {"kinds": TASK_KINDS, "metrics": METRICS, "data-formats": DATA_FORMATS}[args.what]
+        registry = {"kinds": TASK_KINDS, "data-formats": DATA_FORMATS}[args.what]
         print("\n".join(registry.names()))
     return 0
 

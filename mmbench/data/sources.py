@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from mmbench.errors import DataError
+from mmbench.errors import DataError, MissingDataError
 from mmbench.specs import fingerprint
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
@@ -62,8 +62,8 @@ def resolve_path(value: str | Path, ctx: DataContext, what: str) -> Path:
     if not p.exists():
         where = f"--data-dir {ctx.data_dir}" if ctx.data_dir else "no --data-dir given"
         hint = f" {ctx.help.strip()}" if ctx.help else ""
-        raise DataError(f"task {ctx.task!r}: {what} not found at {p} ({where}).{hint} "
-                        f"Pass --data-dir DIR where DIR/{value} exists.")
+        raise MissingDataError(f"task {ctx.task!r}: {what} not found at {p} ({where}).{hint} "
+                               f"Pass --data-dir DIR where DIR/{value} exists.")
     return p
 
 
@@ -166,8 +166,11 @@ def load_coco_captions(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
     records = []
     for img in sorted(data["images"], key=lambda i: i["id"]):
         if img["id"] in caps:
-            records.append({"id": str(img["id"]), "image": image_dir / img["file_name"],
-                            "captions": caps[img["id"]]})
+            rec = {"id": str(img["id"]), "image_id": img["id"], "image": image_dir / img["file_name"],
+                   "captions": caps[img["id"]]}
+            if img.get("domain"):  # NoCaps: in-domain / near-domain / out-domain
+                rec["domain"] = img["domain"]
+            records.append(rec)
     fp = fingerprint(["coco-captions", hashlib.sha256(ann_path.read_bytes()).hexdigest()])
     return DataSet(records, fp, f"COCO captions {ann_path.name} ({len(records)} images)")
 
@@ -194,32 +197,60 @@ def load_karpathy(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
     return DataSet(records, fp, f"Karpathy {ann_path.name} split={split} ({len(records)} images)")
 
 
+def hub_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
+    """The folder of a dataset repository in the local Hugging Face hub cache (what ``load_dataset`` and
+    ``huggingface-cli download`` leave there), or None when it is not cached. Never touches the network."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, ValueError):
+        return None
+
+
 def open_hf_dataset(cfg: Mapping[str, Any], ctx: DataContext, fmt: str = "hf") -> tuple[Any, str, str]:
     """The split named by ``path``: a hub name, a local folder of data files, or a ``save_to_disk`` folder;
     ``local:`` names a folder under --data-dir that is tried first, so the same task file works offline with
-    a local copy and online with the hub name. Returns (dataset, source, split)."""
+    a local copy and online with the hub name. A hub name is read from the local hub cache when it is there
+    (offline, whatever the environment says); otherwise ``download: false`` makes it missing data (the
+    benchmark tasks never download), and the default lets ``datasets`` fetch it. Returns (dataset, source,
+    split)."""
     import datasets  # heavy: imported only when a task uses it
 
     source: str | Path = _require(cfg, "path", ctx, fmt)
+    named = ""
+    split = str(cfg.get("split", "test"))
+    hint = f" {ctx.help.strip()}" if ctx.help else ""
     if cfg.get("local") and ctx.data_dir and (ctx.data_dir / cfg["local"]).exists():
         source = ctx.data_dir / cfg["local"]
     elif Path(str(source)).expanduser().is_absolute() or (ctx.data_dir and (ctx.data_dir / str(source)).exists()):
         source = resolve_path(source, ctx, "dataset folder")
-    split = str(cfg.get("split", "test"))
+    elif "/" in str(source) and not Path(str(source)).exists():
+        cached = hub_snapshot(str(source), cfg.get("revision"))
+        if cached is not None:
+            named = f"{source}@{cached.name[:12]} (local hub cache)"
+            source = cached
+        elif cfg.get("download") is False:
+            local = f", or a copy at --data-dir/{cfg['local']}" if cfg.get("local") else ""
+            raise MissingDataError(f"task {ctx.task!r}: Hugging Face dataset {str(source)!r} is not in the local "
+                                   f"hub cache (HF_HOME / HF_HUB_CACHE){local}; mmbench never downloads benchmark "
+                                   f"data.{hint}")
     try:
         if isinstance(source, Path) and any((source / f).exists() for f in ("dataset_info.json", "dataset_dict.json")):
             ds = datasets.load_from_disk(str(source))
             if isinstance(ds, datasets.DatasetDict):
                 ds = ds[split]
         else:
-            ds = datasets.load_dataset(str(source), cfg.get("name"), split=split, revision=cfg.get("revision"))
+            ds = datasets.load_dataset(str(source), cfg.get("name"), split=split,
+                                       revision=None if isinstance(source, Path) else cfg.get("revision"))
     except (FileNotFoundError, ConnectionError, ValueError, OSError, KeyError) as exc:
-        hint = f" {ctx.help.strip()}" if ctx.help else ""
         local = f" or put a local copy at --data-dir/{cfg['local']}" if cfg.get("local") else ""
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise DataError(f"task {ctx.task!r}: cannot load Hugging Face dataset {str(source)!r} split {split!r} "
-                        f"({exc.__class__.__name__}: {first}).{hint} Check the name/split{local}.") from exc
-    return ds, str(source), split
+        error = MissingDataError if isinstance(exc, (FileNotFoundError, ConnectionError)) else DataError
+        raise error(f"task {ctx.task!r}: cannot load Hugging Face dataset {str(cfg['path'])!r} split {split!r} "
+                    f"({exc.__class__.__name__}: {first}).{hint} Check the name/split{local}.") from exc
+    return ds, named or str(source), split
 
 
 def check_columns(ds: Any, wanted: Mapping[str, str | None], ctx: DataContext, source: str) -> None:
@@ -249,7 +280,9 @@ def copy_columns(records: list[dict], ds: Any, mapping: Mapping[str, str], ctx: 
 
 def load_hf(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
     """A Hugging Face image dataset (see open_hf_dataset): ``image_column`` (default ``image``), optional
-    ``label_column``, ``captions_column``, ``id_column`` and ``columns:`` (more record fields)."""
+    ``label_column``, ``captions_column``, ``answers_column`` (reference answers: a list, a list of
+    ``{"answer"}`` dicts, or one string), ``id_column``, ``columns:`` (more record fields) and
+    ``rename_values: {field: {value: new value}}`` (e.g. ChartQA's human_test -> human)."""
     import datasets
 
     ds, source, split = open_hf_dataset(cfg, ctx, "hf")
@@ -268,7 +301,20 @@ def load_hf(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
     if cfg.get("captions_column"):
         for rec, caps in zip(records, ds[cfg["captions_column"]]):
             rec["captions"] = [caps] if isinstance(caps, str) else list(caps)
+    if cfg.get("answers_column"):
+        check_columns(ds, {"answers_column": cfg["answers_column"]}, ctx, source)
+        for rec, answers in zip(records, ds[cfg["answers_column"]]):
+            if answers is not None and answers != []:
+                rec["answers"] = [answers] if isinstance(answers, str) else \
+                    [a["answer"] if isinstance(a, dict) else str(a) for a in answers]
     copy_columns(records, ds, dict(cfg.get("columns") or {}), ctx, source)
+    for field_name, mapping in dict(cfg.get("rename_values") or {}).items():
+        for rec in records:
+            if isinstance(rec.get(field_name), str):
+                rec[field_name] = mapping.get(rec[field_name], rec[field_name])
+    if cfg.get("id_column"):  # the dataset's own id, as written into submission files
+        for rec, value in zip(records, ds[cfg["id_column"]]):
+            rec.setdefault("question_id", value)
     fp = fingerprint(["hf", getattr(ds, "_fingerprint", source), split, sorted(cfg.items())])
     return DataSet(records, fp, f"HF dataset {source} split={split} ({len(records)} rows)",
                    class_names=class_names)

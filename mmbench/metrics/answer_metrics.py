@@ -17,7 +17,7 @@ from mmbench.errors import MMBenchError
 from mmbench.metrics import docqa, vqa
 from mmbench.metrics.api import (ANSWERS, BY_PREFIX, Metric, MetricReport, aggregate_mean, breakdown,
                                  group_labels, left_to_right_mean)
-from mmbench.metrics.base import ItemStats, MetricValue
+from mmbench.metrics.base import CONST_PREFIX, ItemStats, MetricValue
 
 
 def _references(targets: Sequence[Mapping], name: str) -> list[list[str]]:
@@ -151,6 +151,9 @@ class RelaxedOptions:
     macro_by: str | None = None
 
 
+MACRO_KEY = f"relaxed_accuracy/{CONST_PREFIX}macro_by"  # the field whose groups are averaged with equal weight
+
+
 class RelaxedAccuracy(_MeanOfItems):
     name: ClassVar[str] = "relaxed_accuracy"
     description: ClassVar[str] = "ChartQA relaxed accuracy (Pix2Struct relaxed_correctness: 5% numeric tolerance)"
@@ -183,14 +186,19 @@ class RelaxedAccuracy(_MeanOfItems):
                             f"unweighted mean over the {fld} groups ({', '.join(groups)}) of: {variant}",
                             extra={"groups": {k: len(v) for k, v in groups.items()}})]
 
+    def score(self, predictions: list, targets: list) -> MetricReport:
+        report = super().score(predictions, targets)
+        if self.options.macro_by and f"{self.name}{BY_PREFIX}{self.options.macro_by}" in report.stats:
+            report.stats[MACRO_KEY] = np.asarray(self.options.macro_by)  # constant: never resampled
+        return report
+
     @classmethod
     def aggregate(cls, stats: ItemStats) -> dict[str, float]:
         out = aggregate_mean(cls.name, stats)
-        for key in stats:
-            if key.startswith(f"{cls.name}{BY_PREFIX}"):
-                fld = key[len(cls.name) + len(BY_PREFIX):]
-                groups = [v for k, v in out.items() if k.startswith(f"{cls.name}[{fld}=")]
-                out[f"{cls.name}[mean over {fld}]"] = float(np.mean(groups))
+        if MACRO_KEY in stats:
+            fld = str(np.asarray(stats[MACRO_KEY]))
+            groups = [v for k, v in out.items() if k.startswith(f"{cls.name}[{fld}=")]
+            out[f"{cls.name}[mean over {fld}]"] = float(np.mean(groups))
         return out
 
 
@@ -245,6 +253,20 @@ class MultipleChoiceAccuracy(Metric):
         return out
 
 
+def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """sklearn's average_precision_score (step-wise: sum over score thresholds of the recall gained times the
+    precision there). Hand-written because sklearn is not a dependency and torchmetrics computes it in float32
+    (0.44999998 for 0.45); NaN when there is no positive label."""
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # the last item of each distinct score
+    tp, fp = np.cumsum(y)[last], np.cumsum(1 - y)[last]
+    if tp[-1] == 0:
+        return float("nan")
+    precision, recall = tp / (tp + fp), tp / tp[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
 class Unanswerable(Metric):
     """VizWiz's answerability figures for a generative model: the answer "unanswerable" (after the VizWiz
     prediction normalisation) is the model saying the question cannot be answered; scored against the
@@ -280,15 +302,16 @@ class Unanswerable(Metric):
 
     @classmethod
     def aggregate(cls, stats: ItemStats) -> dict[str, float]:
-        import torch
-        from torchmetrics.functional.classification import (binary_average_precision, binary_f1_score,
-                                                            binary_precision, binary_recall)
-
         if "unanswerable/said" not in stats:
             return {}
-        said = torch.as_tensor(np.asarray(stats["unanswerable/said"], dtype=np.float64))
-        gold = torch.as_tensor(np.asarray(stats["unanswerable/gold"], dtype=np.float64)).long()
-        return {"unanswerable_ap": float(binary_average_precision(said, gold)),
-                "unanswerable_f1": float(binary_f1_score(said, gold)),
-                "unanswerable_precision": float(binary_precision(said, gold)),
-                "unanswerable_recall": float(binary_recall(said, gold))}
+        said = np.asarray(stats["unanswerable/said"], dtype=np.float64)
+        gold = np.asarray(stats["unanswerable/gold"], dtype=np.float64)
+        ap = average_precision(said, gold)
+        # Precision, recall and F1 from the counts in float64, as sklearn's f1_score (which the VizWiz
+        # evaluator calls) computes them.
+        tp, said_n, gold_n = float((said * gold).sum()), float(said.sum()), float(gold.sum())
+        precision = tp / said_n if said_n else 0.0
+        recall = tp / gold_n if gold_n else 0.0
+        f1 = 2 * tp / (said_n + gold_n) if said_n + gold_n else 0.0
+        return {"unanswerable_ap": ap, "unanswerable_f1": f1, "unanswerable_precision": precision,
+                "unanswerable_recall": recall}

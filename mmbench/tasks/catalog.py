@@ -77,6 +77,7 @@ class TaskCatalog:
     def __init__(self, include_paths: Iterable[Path] = ()) -> None:
         self.dirs = [builtin_task_dir(), *[Path(p) for p in include_paths]]
         self._tasks: dict[str, Path] = {}
+        self._aliases: dict[str, str] = {}  # other harnesses' names (lmms-eval's textvqa_val) -> task name
         self._suites: dict[str, Path] = {}
         self._load_plugins()
         for d in self.dirs:
@@ -90,6 +91,11 @@ class TaskCatalog:
                     self._suites[str(data["suite"])] = f
                 elif "task" in data:
                     self._tasks[str(data["task"])] = f  # later folders override earlier ones
+                    aliases = data.get("aliases") or []
+                    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+                        raise MMBenchError(f"task file {f}: `aliases:` must be a list of names")
+                    for alias in aliases:
+                        self._aliases[alias] = str(data["task"])
 
     def _load_plugins(self) -> None:
         """Entry points in ``mmbench.tasks``: a Task subclass (a new kind) or a folder of task files."""
@@ -128,8 +134,10 @@ class TaskCatalog:
             path = Path(name_or_path).resolve()
         elif name_or_path in self._tasks:
             path = self._tasks[name_or_path]
+        elif name_or_path in self._aliases and self._aliases[name_or_path] in self._tasks:
+            path = self._tasks[self._aliases[name_or_path]]
         else:
-            raise self._unknown("task", name_or_path, self.task_names())
+            raise self._unknown("task", name_or_path, self.task_names() + sorted(self._aliases))
         data = _with_includes(path)
         if "task" not in data or "kind" not in data:
             raise MMBenchError(f"task file {path}: needs `task:` (its name) and `kind:` "
@@ -144,10 +152,13 @@ class TaskCatalog:
         return SuiteSpec(name=name, tasks=tuple(data.get("tasks", ())), models=tuple(data.get("models", ())),
                          description=str(data.get("description", "")), source=str(self._suites[name]))
 
+    def aliases_of(self, name: str) -> list[str]:
+        return sorted(a for a, t in self._aliases.items() if t == name)
+
     def describe(self, name: str) -> dict[str, Any]:
         spec = self.task_spec(name)
         return {"task": spec.name, "kind": spec.kind, "description": spec.config.get("description", ""),
-                "source": spec.source}
+                "aliases": self.aliases_of(spec.name), "source": spec.source}
 
 
 def build_task(spec: TaskSpec, ctx: Any) -> Any:

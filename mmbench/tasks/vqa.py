@@ -102,8 +102,10 @@ class VisualQuestionAnswering(GenerativeTask):
         if not self.metrics or any("options" in it for it in items):
             return out
         out["predictions.json"] = [{"question_id": it["id"], "answer": a} for it, a in zip(items, answers)]
-        fields = ("answer_type", "question_type", "answerable", "split", "domain")
+        fields = ("answer_type", "question_type", "answerable", "split", "domain", "answer_kind")
         out["annotations.json"] = {"annotations": [
             {"question_id": it["id"], "answers": [{"answer": r} for r in self.target(it)["answers"]],
-             **{k: it[k] for k in fields if it.get(k) is not None}} for it in items]}
+             **{k: it[k] for k in fields if it.get(k) is not None}} for it in items],
+            # what `mmbench score vqa` rescores with when no --metric is given: the task's metrics
+            "mmbench_metrics": [m.describe() for m in self.metrics]}
         return out
