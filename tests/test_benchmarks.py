@@ -233,14 +233,16 @@ def test_prompt_overrides_per_model_family_and_the_command_line(capsys, official
     assert samples(run_dir, res["docvqa-fam"])[0]["prompt_sent"] == "what is the greeting??"
 
 
+@pytest.mark.java
 def test_a_tiny_llava_runs_every_benchmark_from_its_official_layout(capsys, official, tmp_path):
     folder = tiny_vlms.make_tiny_llava(tmp_path / "llava")
-    res, run_dir = run(capsys, VQA_TASKS + SUBMISSION_TASKS, official, tmp_path / "out", "hf-llava",
+    res, run_dir = run(capsys, VQA_TASKS + SUBMISSION_TASKS + CAPTION_TASKS, official, tmp_path / "out", "hf-llava",
                        "--model-args", f"pretrained={folder}", "--gen-kwargs", "max_new_tokens=3")
     for task, r in res.items():
         assert r.n_failed == 0 and r.n_items >= 2, task
         first = samples(run_dir, r)[0]
-        assert first["question"] in first["prompt_sent"] and "USER:" in first["prompt_sent"], task
+        assert "USER:" in first["prompt_sent"] and r.task_info["prompt_template"].split("{")[0] in first["prompt_sent"]
+        assert task in CAPTION_TASKS or first["question"] in first["prompt_sent"], task
         assert isinstance(first["generation"], str)
     for task in VQA_TASKS:
         assert all(m["value"] is None or 0.0 <= m["value"] <= 1.0 for m in res[task].metrics), task
