@@ -1,17 +1,60 @@
-"""Data parallelism over torch.distributed: which process am I, and the three collectives the runner needs.
+"""Data parallelism over torch.distributed: which process am I, which device is mine, and the collectives
+the runner needs, each with its tensors on the device the process group's backend takes.
 
 Launched by ``torchrun`` / ``accelerate launch`` (or Slurm through them), a process finds its rank in the
 launcher's standard variables (RANK, WORLD_SIZE, LOCAL_RANK: the ``env://`` rendezvous of
 torch.distributed, not mmbench configuration) and joins the group: NCCL on GPUs, gloo on CPUs. A plain
 ``mmbench run`` is a world of one and touches none of this.
+
+Device rule (the reason this module exists in this form): NCCL collectives take only CUDA tensors on the
+calling rank's own GPU; gloo takes CPU tensors. So every collective below places its tensors on
+``Dist.comm_device``: ``cuda:<local device>`` under NCCL, the CPU under gloo (or a mixed "cpu:gloo,cuda:nccl"
+group). The object collectives (broadcast, gather) pickle into tensors inside torch: ``broadcast`` passes
+the device explicitly, ``gather`` (torch's ``gather_object`` has no device argument and uses the *current*
+CUDA device) runs with the rank's device made current. ``barrier`` names the rank's device under NCCL.
+
+Why torch.distributed and not accelerate's ``PartialState`` and ``accelerate.utils`` collectives (accelerate
+is a dependency, for ``device_map``): accelerate does the same ``env://`` rendezvous and its object
+collectives are thin wrappers over these torch calls; its ``gather_object`` is an all-gather, which would
+put every rank's outputs (e.g. a whole task's embeddings) in every rank's memory when only rank 0 scores;
+and a world of one here imports nothing from torch.distributed. ``accelerate launch`` sets the same
+variables as torchrun, so both launchers work with this module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+from mmbench.errors import MMBenchError
+
+
+def local_cuda_index(local_rank: int | None = None) -> int | None:
+    """This process's GPU among the visible ones: ``LOCAL_RANK`` (the launcher's), or 0 when the launcher
+    shows each process a single GPU (CUDA_VISIBLE_DEVICES per process). None without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    if local_rank is None:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    count = torch.cuda.device_count()
+    if local_rank < count:
+        return local_rank
+    if count == 1:
+        return 0
+    raise MMBenchError(f"local rank {local_rank} but only {count} GPUs are visible on this node: launch at most "
+                       f"{count} processes per node (torchrun --nproc-per-node {count})")
+
+
+def local_device() -> str | None:
+    """``cuda:<i>`` for this process (the device Dist.device gives models under a launcher; cuda:0 in a world
+    of one), or None without CUDA. For things the runner does not place itself, e.g. feature extractors."""
+    index = local_cuda_index()
+    return None if index is None else f"cuda:{index}"
 
 
 @dataclass
@@ -43,19 +86,56 @@ class Dist:
         if not td.is_initialized():
             backend = "nccl" if torch.cuda.is_available() else "gloo"
             if backend == "nccl":
-                torch.cuda.set_device(local_rank)
+                torch.cuda.set_device(local_cuda_index(local_rank))
             td.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
             initialized_here = True
-        return cls(rank=td.get_rank(), world_size=td.get_world_size(), local_rank=local_rank,
+        dist = cls(rank=td.get_rank(), world_size=td.get_world_size(), local_rank=local_rank,
                    initialized_here=initialized_here)
+        if dist.uses_cuda:
+            # also when someone else (e.g. accelerate's state) made the group: "cuda" must mean this rank's GPU
+            torch.cuda.set_device(dist.comm_device)
+        return dist
 
     def device(self, requested: str | None) -> str | None:
         """Each rank on its own GPU unless the user pinned a device."""
         import torch
 
         if self.enabled and requested in (None, "auto", "cuda") and torch.cuda.is_available():
-            return f"cuda:{self.local_rank}"
+            return f"cuda:{local_cuda_index(self.local_rank)}"
         return requested
+
+    # -- where collectives' tensors go -------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """The process group's backend ("nccl", "gloo", or a mixed "cpu:gloo,cuda:nccl"); "" in a world of one."""
+        if not self.enabled:
+            return ""
+        import torch.distributed as td
+
+        return str(td.get_backend()).lower()
+
+    @property
+    def uses_cuda(self) -> bool:
+        """True when collectives must get CUDA tensors: an NCCL-only group (a group with gloo takes CPU ones)."""
+        backend = self.backend
+        return "nccl" in backend and "gloo" not in backend
+
+    @property
+    def comm_device(self) -> Any:
+        """The torch.device of every tensor handed to a collective: this rank's GPU under NCCL, else the CPU."""
+        import torch
+
+        if self.uses_cuda:
+            return torch.device("cuda", local_cuda_index(self.local_rank))
+        return torch.device("cpu")
+
+    def _current_device(self):
+        """Makes this rank's GPU the current CUDA device for torch's object collectives that use it."""
+        if not self.uses_cuda:
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.cuda.device(self.comm_device.index)
 
     # -- collectives (no-ops in a world of one) ------------------------------------------------------------
     def broadcast(self, obj: Any) -> Any:
@@ -65,7 +145,7 @@ class Dist:
         import torch.distributed as td
 
         box = [obj]
-        td.broadcast_object_list(box, src=0)
+        td.broadcast_object_list(box, src=0, device=self.comm_device)
         return box[0]
 
     def gather(self, obj: Any) -> list[Any] | None:
@@ -75,24 +155,29 @@ class Dist:
         import torch.distributed as td
 
         out: list[Any] | None = [None] * self.world_size if self.is_main else None
-        td.gather_object(obj, out, dst=0)
+        with self._current_device():
+            td.gather_object(obj, out, dst=0)
         return out
 
     def max(self, value: int) -> int:
-        """The largest ``value`` over the ranks, on every rank."""
+        """The largest ``value`` over the ranks, on every rank (also a barrier: it returns once all sent)."""
         if not self.enabled:
             return value
         import torch
         import torch.distributed as td
 
-        t = torch.tensor([value], dtype=torch.int64)
+        t = torch.tensor([int(value)], dtype=torch.int64, device=self.comm_device)
         td.all_reduce(t, op=td.ReduceOp.MAX)
         return int(t.item())
 
     def barrier(self) -> None:
-        if self.enabled:
-            import torch.distributed as td
+        if not self.enabled:
+            return
+        import torch.distributed as td
 
+        if self.uses_cuda:
+            td.barrier(device_ids=[self.comm_device.index])
+        else:
             td.barrier()
 
     def close(self) -> None:

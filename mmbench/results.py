@@ -29,6 +29,9 @@ class Throughput:
 class PeakMemory:
     bytes: int | None
     kind: str  # "cuda_max_allocated" or "process_rss_peak" (resident set size, sampled every 20 ms)
+    # what was measured: {device: peak bytes} ("cuda:0", ...; "cpu" for RSS; "rank<r>/<device>" with several
+    # processes); `bytes` is their sum for one process, the largest process's sum for several
+    devices: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -82,6 +85,9 @@ class RunResult:
     environment: dict
     results: list[TaskResult] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)  # (model, task) pairs that stopped with an error
+    # running (also what a killed run is left at), complete (every pair attempted; see failures), or
+    # interrupted (Ctrl-C, --fail-fast, or an unexpected error ended it early)
+    status: str = "running"
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:
@@ -107,9 +113,12 @@ class RunResult:
         path = Path(path)
         if path.is_dir():
             path = path / "results.json"
-        try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except FileNotFoundError:
+        from mmbench.files import read_json
+
+        if not path.is_file():
             raise MMBenchError(f"no results file at {path}; pass a run folder written by `mmbench run`")
-        except (json.JSONDecodeError, TypeError, KeyError) as exc:
-            raise MMBenchError(f"{path} is not a valid mmbench results file ({exc})") from exc
+        data = read_json(path, "results file")
+        try:
+            return cls.from_dict(data)
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:
+            raise MMBenchError(f"{path} is not a valid mmbench results file ({type(exc).__name__}: {exc})") from exc

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mmbench.adapters import Adapter, capabilities_of, load_model
+from mmbench.adapters import Adapter, capabilities_of, check_args, load_model
 from mmbench.batching import BatchSizer
 from mmbench.cache import Cache
 from mmbench.distributed import Dist
@@ -76,15 +76,20 @@ class Runner:
         self.command = list(command or [])
         # Run-wide resources tasks share (e.g. the Java caption scorer, started once per run); closed at the end.
         self.shared: dict[str, Any] = {}
+        self._store: Store | None = None  # rank 0's results store while run() runs
+        self.fail_fast = options.fail_fast
         self.dist = Dist()
 
     # -- planning --------------------------------------------------------------------------------------
     def plan(self, spec: RunSpec, strict: bool = True) -> list[Pair]:
         """Build the tasks and load their item lists (so missing data fails before any model runs)."""
         capabilities = [capabilities_of(m) for m in spec.models]  # unknown model names fail first
+        for m in spec.models:
+            check_args(m)
         ctx = TaskContext(data_dir=self.options.data_dir, seed=self.options.seed, limit=self.options.limit)
         tasks = [build_task(t, ctx) for t in spec.tasks]
         for task in tasks:
+            task.check_items(task.items())  # e.g. a string where reference answers belong: now, not after the model
             ids = [it["id"] for it in task.items()]
             if len(set(ids)) != len(ids):
                 dup = next(i for i in ids if ids.count(i) > 1)
@@ -109,6 +114,9 @@ class Runner:
         """Evaluate every pair. Under torchrun every rank runs this; only rank 0 writes results and returns
         them (the other ranks return (None, None))."""
         pairs = self.plan(spec, strict)
+        # One (model, task): its error is the run's (exit 2). Several: a failing pair is recorded and the run
+        # goes on, unless --fail-fast.
+        self.fail_fast = self.options.fail_fast or sum(len(p.tasks) for p in pairs) == 1
         dist = self.dist = Dist.from_launcher()
         run = run_dir = store = None
         if dist.is_main:
@@ -119,34 +127,26 @@ class Runner:
             run = RunResult(run_id=run_id, created_at=now_iso(), mmbench_version=mmbench_version(),
                             git_revision=git_revision(), command=self.command, seed=self.options.seed,
                             options={**opts, "world_size": dist.world_size}, environment=environment())
-            store = Store(self.options.store_path)
+            store = self._store = Store(self.options.store_path)
             run.write(run_dir / "results.json")
             store.save_run(run, run_dir, self.options.tags)
         else:
             dist.broadcast(None)
-        cache = Cache(self.options.cache_path) if self.options.cache else None
+        cache = Cache.open(self.options.cache_path, dist) if self.options.cache else None
+
+        def record(update) -> None:  # rank 0: results.json and the store after every change
+            if run is not None:
+                update(run)
+                run.write(run_dir / "results.json")
+                store.save_run(run, run_dir, self.options.tags)
+
         try:
             for pair in pairs:
-                device = dist.device(self.options.device)
-                adapter = load_model(pair.model, {"device": device} if device else {})
-                try:
-                    for task in pair.tasks:
-                        try:
-                            result, report = self.evaluate(adapter, task, pair.model.display_name, run_dir, cache)
-                        except MMBenchError as exc:
-                            if run is not None:
-                                run.failures.append({"model": pair.model.display_name, "task": task.name,
-                                                     "error": str(exc)})
-                                run.write(run_dir / "results.json")
-                                store.save_run(run, run_dir, self.options.tags)
-                            raise
-                        if run is not None:
-                            run.results.append(result)
-                            store.add_result(run.run_id, result, report.item_ids, report.stats)
-                            run.write(run_dir / "results.json")
-                            store.save_run(run, run_dir, self.options.tags)
-                finally:
-                    adapter.close()
+                self.run_pair(pair, run_dir, cache, record)
+            record(lambda r: setattr(r, "status", "complete"))
+        except BaseException:
+            record(lambda r: setattr(r, "status", "interrupted"))
+            raise
         finally:
             if store is not None:
                 store.close()
@@ -157,6 +157,36 @@ class Runner:
             self.shared.clear()
             dist.close()
         return run, run_dir
+
+    def run_pair(self, pair: Pair, run_dir: Path | None, cache: Cache | None, record) -> None:
+        """One model on its tasks. A model that cannot load, or a task that fails, is recorded with its reason
+        and the run goes on (``fail_fast``: the error ends the run)."""
+        def failed(task_names: list[str], exc: MMBenchError) -> None:
+            record(lambda r: r.failures.extend({"model": pair.model.display_name, "task": t, "error": str(exc)}
+                                               for t in task_names))
+            if self.fail_fast:
+                raise exc
+
+        device = self.dist.device(self.options.device)
+        try:
+            adapter = load_model(pair.model, {"device": device} if device else {})
+        except MMBenchError as exc:
+            failed([t.name for t in pair.tasks], exc)
+            return
+        try:
+            for task in pair.tasks:
+                try:
+                    result, report = self.evaluate(adapter, task, pair.model.display_name, run_dir, cache)
+                except MMBenchError as exc:
+                    failed([task.name], exc)
+                    continue
+                if result is not None:
+                    def add(r: RunResult, result=result, report=report) -> None:
+                        r.results.append(result)
+                        self._store.add_result(r.run_id, result, report.item_ids, report.stats)
+                    record(add)
+        finally:
+            adapter.close()
 
     def batch_sizer(self, adapter: Adapter, task: Task) -> BatchSizer:
         """Model arg > --batch-size > the task file > the adapter's default > the kind's default."""
@@ -186,7 +216,7 @@ class Runner:
         failures: dict[str, str] = {}
         computed: dict[str, tuple[Any, float]] = {}
         start = time.perf_counter()
-        with MemoryMonitor(adapter.device) as mem:
+        with MemoryMonitor.for_model(adapter) as mem:
             task.setup(adapter, memo)  # before items(): a probe learns here which inputs the model accepts
             items = task.items()
             by_id = {it["id"]: it for it in items}
@@ -223,7 +253,7 @@ class Runner:
                     failures.update(rank_failures)
                 ordered = [outputs[it["id"]][0] if it["id"] in outputs else None for it in items]
                 report = task.score(items, ordered)
-        peak = dist.max(mem.result().bytes or 0)
+        peak_memory = mem.result(dist)  # every rank's, on rank 0
         if not dist.is_main:
             return None, None
         wall = time.perf_counter() - start
@@ -249,10 +279,6 @@ class Runner:
             notes.append(f"batch size {sizer.describe()}")
         notes.extend(f"{key}: {value}" for key, value in counters.items() if value)
         files = self.write_files(run_dir, model_name, task, items, failures, report)
-        peak_memory = mem.result()
-        peak_memory.bytes = peak
-        if dist.enabled:
-            peak_memory.kind += f" (max over {dist.world_size} processes)"
         result = TaskResult(
             model=model_name, task=task.name, kind=task.kind, metrics=[m.to_dict() for m in report.metrics],
             n_items=len(items), n_failed=len(failures), n_cached=n_cached, throughput=throughput,

@@ -21,7 +21,8 @@ def fingerprint(obj: Any, length: int = 16) -> str:
 
 
 def parse_kv_args(text: str | None, what: str = "--model-args") -> dict[str, str]:
-    """Parse ``k=v,k2=v2`` (a value may be double-quoted to hold commas) or a JSON object."""
+    """Parse ``k=v,k2=v2`` (a value may be wrapped in double quotes to hold commas; ``""`` inside them is a
+    quote) or a JSON object. Quotes anywhere else are part of the value."""
     if not text:
         return {}
     text = text.strip()
@@ -35,24 +36,38 @@ def parse_kv_args(text: str | None, what: str = "--model-args") -> dict[str, str
             raise MMBenchError(f"{what}: expected a JSON object, got {type(obj).__name__}")
         return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in obj.items()}
     out: dict[str, str] = {}
-    parts, buf, quoted = [], [], False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] in ", ":
+            i += 1
             continue
-        if ch == "," and not quoted:
-            parts.append("".join(buf))
-            buf = []
-        else:
-            buf.append(ch)
-    parts.append("".join(buf))
-    for part in parts:
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
+        eq, comma = text.find("=", i), text.find(",", i)
+        if eq < 0 or (0 <= comma < eq) or not text[i:eq].strip():
+            part = text[i:comma if comma >= 0 else n]
             raise MMBenchError(f"{what}: {part!r} is not of the form key=value (e.g. dtype=fp16,device=cpu)")
-        out[key.strip()] = value.strip()
+        key, j = text[i:eq].strip(), eq + 1
+        if j < n and text[j] == '"':  # a quoted value: commas inside, "" for a literal quote
+            buf, j = [], j + 1
+            while True:
+                if j >= n:
+                    raise MMBenchError(f"{what}: the quoted value of {key!r} has no closing quote")
+                if text[j] == '"':
+                    if j + 1 < n and text[j + 1] == '"':
+                        buf.append('"')
+                        j += 2
+                        continue
+                    break
+                buf.append(text[j])
+                j += 1
+            value, j = "".join(buf), j + 1
+            if j < n and text[j] != ",":
+                raise MMBenchError(f"{what}: expected ',' after the quoted value of {key!r}, got {text[j:j + 20]!r}")
+        else:  # up to the next comma; any quote inside is kept as written
+            end = text.find(",", j)
+            end = n if end < 0 else end
+            value, j = text[j:end].strip(), end
+        out[key] = value
+        i = j + 1
     return out
 
 
@@ -109,6 +124,8 @@ class RunOptions:
     tags: tuple[str, ...] = ()
     prefetch: int = 1  # batches prepared ahead of the model in a background thread
     show_progress: bool = True
+    # False: a (model, task) that fails is recorded with its reason and the run goes on; True: stop there
+    fail_fast: bool = False
 
     @property
     def store_path(self) -> Path:

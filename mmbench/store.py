@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mmbench.errors import MMBenchError
 from mmbench.results import RunResult, TaskResult
 
 _SCHEMA = """
@@ -55,10 +56,16 @@ def unpack_stats(blob: bytes) -> tuple[list[str], dict[str, np.ndarray]]:
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise MMBenchError(f"results store {self.path} is a folder; pass the SQLite file (--store)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(self.path), timeout=60)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.executescript(_SCHEMA)
+        try:
+            self.conn = sqlite3.connect(str(self.path), timeout=60)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise MMBenchError(f"results store {self.path} is not an mmbench results store ({exc}); move it away "
+                               f"or pass another --store") from None
 
     def save_run(self, run: RunResult, run_dir: Path, tags: tuple[str, ...] = ()) -> None:
         """Insert or update the run row (called after each task so nothing computed is lost)."""

@@ -24,12 +24,13 @@ from mmbench.report.compare import Comparison, compare_runs
 def assert_no_regression(base: str | Path, new: str | Path, *, max_drop: float | None = None, alpha: float = 0.05,
                          metrics: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
                          store: str | Path | None = None, resamples: int = 1000, seed: int = 0,
-                         method: str = "bootstrap", time_budget_s: float | None = None) -> Comparison:
+                         method: str = "bootstrap", time_budget_s: float | None = None,
+                         allow_missing: bool = False) -> Comparison:
     """Raise AssertionError (with the per-task table) when NEW regressed against BASE; else the Comparison."""
     __tracebackhide__ = True  # pytest shows the failing call, not this helper's frame
     comparison = compare_runs(base, new, store=None if store is None else Path(store), max_drop=max_drop,
                               alpha=alpha, metrics=metrics, tasks=tasks, resamples=resamples, seed=seed,
-                              method=method, time_budget_s=time_budget_s)
+                              method=method, time_budget_s=time_budget_s, allow_missing=allow_missing)
     if not comparison.passed:
         bad = ", ".join(f"{r.task}/{r.metric} {r.diff:+.4g}" for r in comparison.regressions.itertuples())
         raise AssertionError(f"{new} regressed against {base}: {bad}\n\n{comparison.table()}")

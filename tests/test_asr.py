@@ -388,7 +388,7 @@ def test_noise_is_deterministic_and_at_the_requested_snr(tmp_path):
     assert task(0).fingerprint() == task(1).fingerprint() == basic.fingerprint()
     with pytest.raises(MMBenchError, match="normalizer 'whisper' is not one of"):
         task(0, metrics=[{"name": "wer", "normalizer": "whisper"}])
-    with pytest.raises(MMBenchError, match="noise_snr_db 'loud'"):
+    with pytest.raises(MMBenchError, match="'noise_snr_db' must be a number, got 'loud'"):
         task(0, noise_snr_db="loud")
     with pytest.raises(MMBenchError, match="curve has no key 'y'"):
         task(0, curve={"name": "c", "y": 1})

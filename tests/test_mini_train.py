@@ -169,3 +169,40 @@ def test_retraining_gives_the_same_bytes_in_a_fresh_process(tmp_path):
         outs.append(out)
     for name in ("mini-clip", "mini-lm"):
         assert (outs[0] / name / "model.safetensors").read_bytes() == (outs[1] / name / "model.safetensors").read_bytes()
+
+
+def test_mini_check_reproduces_the_cards_and_catches_a_changed_score(tmp_path, capsys):
+    """`mmbench mini check` (CI's score-regression gate) compares a run with the cards, digit for digit."""
+    import copy
+
+    from mmbench.cli.main import main
+    from mmbench.mini.check import card_expectations, check_run
+    from mmbench.results import RunResult, TaskResult
+
+    expected = card_expectations("mini-llava")
+    assert ("mini-vqa", "vqa_accuracy", "0.6212") in expected and ("mini-captions", "CIDEr-D", "1.9822") in expected
+    gen = card_expectations("mini-diffusion")
+    assert ("mini-generation", "fid", "35.081") in gen and len(gen) == 9
+
+    from mmbench.results import PeakMemory, Throughput
+
+    def result(task: str, metrics: dict) -> TaskResult:
+        return TaskResult(model="mini-llava", task=task, kind="vqa", n_items=1, n_failed=0, n_cached=0,
+                          metrics=[{"name": k, "value": v, "variant": ""} for k, v in metrics.items()],
+                          throughput=Throughput(1.0, "", 1.0), wall_time_s=1.0, peak_memory=PeakMemory(1, "x"),
+                          model_info={}, task_info={}, model_fingerprint="m", task_fingerprint="t",
+                          data_fingerprint="d", aggregator="vqa_accuracy")
+
+    run = RunResult(run_id="r", created_at="t", mmbench_version="x", git_revision=None, command=[], seed=0,
+                    options={}, environment={}, results=[result("mini-vqa", {"vqa_accuracy": 0.62119}),
+                                                         result("mini-captions", {"CIDEr-D": 1.98224})])
+    assert check_run(run) == ([], 2)
+    bad = copy.deepcopy(run)
+    bad.results[0].metrics[0]["value"] = 0.6201
+    problems, compared = check_run(bad)
+    assert compared == 2 and problems == ["mini-llava mini-vqa vqa_accuracy: card 0.6212, run 0.6201"]
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    bad.write(run_dir / "results.json")
+    assert main(["mini", "check", str(tmp_path)]) == 1
+    assert "MISMATCH mini-llava mini-vqa vqa_accuracy" in capsys.readouterr().out

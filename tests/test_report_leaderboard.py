@@ -55,13 +55,13 @@ def make_result(model: str, task: str, kind: str, metrics: list[MetricValue], ag
 
 
 def write_run(root: Path, store: Store | None, run_id: str, entries: list, *, created_at: str,
-              tags: tuple[str, ...] = ()) -> Path:
+              tags: tuple[str, ...] = (), status: str = "complete") -> Path:
     """A run folder as the runner writes it (+ the store rows). ``entries``: (TaskResult, item_ids, stats,
     samples) tuples."""
     run_dir = root / run_id
     run_dir.mkdir(parents=True)
     run = RunResult(run_id=run_id, created_at=created_at, mmbench_version="test", git_revision=None,
-                    command=["mmbench", "run"], seed=0, options={}, environment={})
+                    command=["mmbench", "run"], seed=0, options={}, environment={}, status=status)
     for result, ids, stats, samples in entries:
         result.created_at = created_at
         result.n_items = len(ids)

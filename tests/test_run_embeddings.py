@@ -95,6 +95,7 @@ def test_resume_after_interrupt_loses_and_repeats_nothing(capsys, tiny_clip, emb
                            "--include-path", str(embed_tasks), "--data-dir", str(embed_data),
                            "--output-dir", str(out_dir), "--no-progress", "--batch-size", "5")
     assert code == 130 and "resume" in err
+    assert RunResult.read(sorted(p for p in out_dir.iterdir() if p.is_dir())[-1]).status == "interrupted"
     first = [int(x) for x in log.read_text().split()]
     assert sum(first) == 15
     run, _, _ = run_embed(capsys, tiny_clip, embed_data, embed_tasks, out_dir, "--batch-size", "5",
@@ -122,11 +123,14 @@ def test_resume_after_sigkill_with_another_batch_size(tiny_clip, embed_data, emb
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    killed = RunResult.read(sorted(p for p in out_dir.iterdir() if p.is_dir())[-1])
+    assert killed.status == "running" and killed.results == []  # what a killed run is left at
     done_before = sum(int(x) for x in log.read_text().split())
     assert 8 <= done_before < 36
     subprocess.run([sys.executable, "-c", code, *args, "--batch-size", "7", "--model-args",
                     f"pretrained={tiny_clip},log={log}"], env=env, check=True, capture_output=True)
     run = RunResult.read(sorted(p for p in out_dir.iterdir() if p.is_dir())[-1])
+    assert run.status == "complete"
     total = sum(int(x) for x in log.read_text().split())
     cached = run.results[0].n_cached
     assert cached >= done_before - 2  # at most the batch in flight (size 2) was lost
@@ -186,6 +190,16 @@ def test_error_in_later_task_keeps_earlier_results(capsys, tiny_clip, embed_data
     code, _, err = run_cli(capsys, "run", "--model", "hf-clip", "--model-args", f"pretrained={tiny_clip}",
                            "--tasks", "a,b", "--include-path", str(tasks), "--data-dir", str(embed_data),
                            "--output-dir", str(tmp_path / "out"), "--no-progress")
-    assert code == 2 and "has no captions" in err
+    # several (model, task) pairs: the failing one is recorded with its reason, the run goes on, exit 1
+    last = err.strip().splitlines()[-1]  # (transformers' loading bars come before it)
+    assert code == 1 and "1 (model, task) pair(s) failed" in last and "has no captions" in last
     run = RunResult.read(next(p for p in (tmp_path / "out").iterdir() if p.is_dir()))
     assert [r.task for r in run.results] == ["a"] and run.failures[0]["task"] == "b"
+    assert "has no captions" in run.failures[0]["error"] and run.status == "complete"
+    # --fail-fast: today's behaviour, the first error ends the run (exit 2) and the run says so
+    code, _, err = run_cli(capsys, "run", "--model", "hf-clip", "--model-args", f"pretrained={tiny_clip}",
+                           "--tasks", "b,a", "--include-path", str(tasks), "--data-dir", str(embed_data),
+                           "--output-dir", str(tmp_path / "ff"), "--no-progress", "--fail-fast")
+    assert code == 2 and "has no captions" in err
+    run = RunResult.read(next(p for p in (tmp_path / "ff").iterdir() if p.is_dir()))
+    assert run.results == [] and run.status == "interrupted" and run.failures[0]["task"] == "b"

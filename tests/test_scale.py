@@ -1,11 +1,13 @@
-"""Scale-out: the same scores and per-sample outputs with 1 and 2 processes (torchrun, gloo on CPU), a
-2-process run killed half-way resumed by 1 process, and --batch-size auto backing off on out-of-memory."""
+"""Scale-out: the same scores and per-sample outputs with 1 and 2 processes (torchrun, gloo on CPU), per-rank
+cache files a 1-process rerun resumes from, a 2-process run killed half-way resumed by 1 process, and
+--batch-size auto backing off on out-of-memory."""
 
 from __future__ import annotations
 
 import json
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -84,10 +86,29 @@ def test_two_processes_give_identical_outputs_and_scores(tiny_clip, embed_data, 
     run1, dir1 = latest_run(tmp_path / "one")
     run2, dir2 = latest_run(tmp_path / "two")
     assert len(list((tmp_path / "two").glob("2*"))) == 1  # one run folder, written by rank 0
+    store_runs = sqlite3.connect(tmp_path / "two" / "results.sqlite").execute("SELECT count(*) FROM runs")
+    assert store_runs.fetchone()[0] == 1  # the store too: rank 0 alone writes it
     assert run2.options["world_size"] == 2 and "2 processes" in run2.results[0].throughput.basis
     for r1, r2 in zip(run1.results, run2.results):
         assert r1.metrics == r2.metrics and r1.n_items == r2.n_items
         assert [comparable(s) for s in samples(dir1, r1)] == [comparable(s) for s in samples(dir2, r2)]
+        # every process's peak, named by rank and device; the number is the largest process's
+        assert set(r2.peak_memory.devices) == {"rank0/cpu", "rank1/cpu"}
+        assert r2.peak_memory.bytes == max(r2.peak_memory.devices.values())
+        assert r1.peak_memory.devices == {"cpu": r1.peak_memory.bytes}
+    # one cache file per rank, rollback journal (no -wal/-shm: nothing that needs shared memory on NFS/Lustre)
+    cache_files = sorted(p.name for p in (tmp_path / "two").iterdir() if p.name.startswith("cache"))
+    assert cache_files == ["cache.rank1.sqlite", "cache.sqlite"]
+    # a rerun with one process resumes every item from both ranks' files, with the same scores and samples
+    again = subprocess.run([sys.executable, SCRIPT, *cli_args(tiny_clip, embed_data, embed_tasks, tmp_path / "two"),
+                            "--batch-size", "3"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    run3, dir3 = latest_run(tmp_path / "two")
+    assert [r.n_cached for r in run3.results] == [r.n_items for r in run3.results]
+    for r1, r3 in zip(run1.results, run3.results):
+        assert r1.metrics == r3.metrics
+        assert [comparable(s) for s in samples(dir1, r1)] == [comparable(s) for s in samples(dir3, r3)]
+    assert not (tmp_path / "two" / "cache.rank1.sqlite").exists()  # folded into cache.sqlite
 
 
 @needs_loopback

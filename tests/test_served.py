@@ -107,3 +107,35 @@ def test_stopping_the_worker_ends_its_thread_and_fails_what_is_queued():
     assert first.result().text == "ok"
     with pytest.raises(RuntimeError, match="shutting down"):
         second.result()
+
+
+def test_openai_client_gets_the_in_process_answer_with_tokenizer_counted_usage(server, llava):
+    """The official openai client against a served tiny LLaVA: the answer the adapter gives in process,
+    usage counted by the model's tokenizer (not estimated), and the same text streamed."""
+    openai = pytest.importorskip("openai")
+    import tiny_models
+
+    from mmbench.adapters.openai_api import encode_image
+    from mmbench.capabilities import GenerationConfig, GenerationRequest
+
+    url = server()
+    image = tiny_models.draw("red", "circle", jitter=0)
+    client = openai.OpenAI(base_url=url, api_key="sk-test", max_retries=0, timeout=60)
+    messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": encode_image(image)}},
+                                             {"type": "text", "text": "what color is the shape?"}]}]
+    out = client.chat.completions.create(model="tiny-llava", messages=messages, max_tokens=6)
+    local = load_model(ModelSpec("hf-llava", {"pretrained": str(llava)}))
+    config = GenerationConfig(max_new_tokens=6)
+    # the served image went through a PNG round trip, as it does here
+    from mmbench.serve import decode_data_url
+
+    request = GenerationRequest(prompt="what color is the shape?", images=(decode_data_url(encode_image(image)),))
+    expected = local.generate(local.prepare([request], config), config)[0]
+    assert out.choices[0].message.content == expected.text
+    usage = out.usage
+    assert "estimated" not in (usage.model_extra or {})
+    assert usage.completion_tokens == expected.extra["new_tokens"] and usage.prompt_tokens > 5
+    assert out.choices[0].finish_reason == ("length" if usage.completion_tokens == 6 else "stop")
+    streamed = client.chat.completions.create(model="tiny-llava", messages=messages, max_tokens=6, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == expected.text
+    client.close()

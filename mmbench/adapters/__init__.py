@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from mmbench.adapters.base import Adapter, ModelPreset
+from mmbench.adapters.base import Adapter, ModelPreset, parse_model_args
 from mmbench.capabilities import Capability
 from mmbench.errors import MMBenchError
 from mmbench.registry import MODELS
@@ -34,10 +34,12 @@ def _auto_adapter_for_folder(path: Path) -> str | None:
     config = path / "config.json"
     if not config.is_file():
         return None
-    try:
-        archs = json.loads(config.read_text()).get("architectures") or []
-    except json.JSONDecodeError:
-        raise MMBenchError(f"model folder {path}: config.json is not valid JSON; fix or re-save the model")
+    from mmbench.files import read_json
+
+    data = read_json(config, f"model folder {path}:")
+    archs = data.get("architectures") if isinstance(data, dict) else None
+    if not isinstance(archs, list):
+        archs = []
     for arch in archs:
         if arch in AUTO_ARCHITECTURES:
             return AUTO_ARCHITECTURES[arch]
@@ -62,6 +64,20 @@ def resolve(spec: ModelSpec) -> tuple[Any, dict]:
 def capabilities_of(spec: ModelSpec) -> frozenset[Capability]:
     entry, _ = resolve(spec)
     return entry.capabilities
+
+
+def check_args(spec: ModelSpec) -> None:
+    """Parse the model's --model-args into its adapter's typed Args without loading anything, so a typo is
+    a one-line error before any model runs."""
+    entry, raw = resolve(spec)
+    if isinstance(entry, ModelPreset):
+        cls = entry.adapter_class()
+        raw = {**{k: str(v) if not isinstance(v, str) else v for k, v in entry.args.items()}, **raw}
+    elif isinstance(entry, type) and issubclass(entry, Adapter):
+        cls = entry
+    else:  # a plugin factory: it checks its own arguments
+        return
+    parse_model_args(cls.Args, raw, spec.name)
 
 
 def load_model(spec: ModelSpec, overrides: Mapping[str, str] | None = None) -> Adapter:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,13 +70,28 @@ def parse_model_args(args_cls: type, raw: Mapping[str, Any], cls_name: str) -> A
     return args_cls(**values)
 
 
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|xpu(:\d+)?)$")
+
+
+def check_device(device: str, what: str = "device") -> None:
+    """A device name mmbench can place a model on, else a one-line error."""
+    if not isinstance(device, str) or not DEVICE_PATTERN.match(device):
+        raise MMBenchError(f"{what} {device!r} is not a device: use auto, cpu, cuda, cuda:N or mps")
+
+
 def resolve_device(device: str) -> str:
     import torch
 
     if device in ("auto", "", None):
         return "cuda" if torch.cuda.is_available() else "cpu"
+    check_device(device)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise MMBenchError(f"device {device!r} requested but CUDA is not available here; use device=cpu")
+    if device.startswith("cuda:") and int(device.split(":")[1]) >= torch.cuda.device_count():
+        raise MMBenchError(f"device {device!r} requested but this machine has {torch.cuda.device_count()} CUDA "
+                           f"device(s)")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise MMBenchError("device 'mps' requested but MPS is not available here; use device=cpu")
     return device
 
 

@@ -8,7 +8,6 @@ line, or whose file is missing or unreadable, is a failed item: the run goes on 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -33,14 +32,10 @@ def read_manifest(folder: Path) -> list[dict]:
         raise MMBenchError(f"image folder {folder}: no {MANIFEST}; write one line per image: "
                            '{"id": ..., "prompt": ..., "image": "relative/path.png"}')
     entries, seen = [], set()
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MMBenchError(f"{path} line {n}: not valid JSON ({exc.msg}); one JSON object per line") from exc
-        if not isinstance(entry, dict) or not all(k in entry for k in ("id", "prompt", "image")):
+    from mmbench.files import iter_jsonl
+
+    for n, entry in iter_jsonl(path, "image folder manifest"):
+        if not all(k in entry for k in ("id", "prompt", "image")):
             raise MMBenchError(f"{path} line {n}: needs the keys id, prompt and image")
         key = str(entry["id"])
         if key in seen:

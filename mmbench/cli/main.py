@@ -12,6 +12,14 @@ from mmbench.errors import MMBenchError
 DEFAULT_SUITE = "mini"
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with errors on one line (the rule for every bad input): the message, the command it is
+    about and where its usage is, instead of the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _batch_size(text: str) -> int | str:
     if text == "auto":
         return text
@@ -22,6 +30,18 @@ def _batch_size(text: str) -> int | str:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    from mmbench.cli.score import positive_int as check
+
+    return check(text)
+
+
+def nonnegative_int(text: str) -> int:
+    from mmbench.cli.score import nonnegative_int as check
+
+    return check(text)
 
 
 def _csv(text: str | None) -> list[str]:
@@ -41,14 +61,14 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
                                                      "name results are filed under), ...")
     p.add_argument("--batch-size", type=_batch_size, help="items per batch, or 'auto': start large and halve on "
                                                            "out-of-memory (default: the task's or model's default)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N items of each task (not comparable "
+    p.add_argument("--limit", type=positive_int, help="evaluate only the first N items of each task (not comparable "
                                              "to full-set scores)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--data-dir", type=Path, help="folder holding local copies of the tasks' data")
     p.add_argument("--output-dir", type=Path, default=Path("mmbench-runs"),
                    help="where run folders and the per-item cache go (default: ./mmbench-runs)")
     p.add_argument("--store", type=Path, help="results store (SQLite; default: <output-dir>/results.sqlite)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--include-path", type=Path, action="append", default=[],
                    help="an extra folder of task YAML files (repeatable)")
     p.add_argument("--tag", action="append", default=[], help="a tag stored with the run (repeatable)")
@@ -57,8 +77,10 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--system-prompt", help="system prompt for generative tasks (overrides the task files)")
     p.add_argument("--prompt", help="user prompt template for generative tasks, e.g. '{question} Answer briefly.'")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the per-item cache")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first (model, task) that fails (default: "
+                                                            "record it with its reason, go on, exit 1 at the end)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 is often faster "
+    p.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice; 1 is often faster "
                                                "for small models on a busy machine)")
     p.set_defaults(func=cmd_run)
 
@@ -84,6 +106,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise MMBenchError(f"--limit must be >= 1, got {args.limit}")
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise MMBenchError(f"--data-dir {args.data_dir} is not a folder")
+    if args.output_dir.exists() and not args.output_dir.is_dir():
+        raise MMBenchError(f"--output-dir {args.output_dir} is a file; pass a folder (it is created if missing)")
+    if args.store is not None and args.store.is_dir():
+        raise MMBenchError(f"--store {args.store} is a folder; pass the SQLite file to use (created if missing)")
+    if args.device is not None:
+        from mmbench.adapters.base import check_device
+
+        check_device(args.device, "--device")
     if args.threads is not None:
         if args.threads < 1:
             raise MMBenchError(f"--threads must be >= 1, got {args.threads}")
@@ -101,12 +131,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         options=RunOptions(batch_size=args.batch_size, limit=args.limit, device=args.device,
                            data_dir=args.data_dir, output_dir=args.output_dir, store=args.store,
                            cache=not args.no_cache, seed=args.seed, tags=tuple(args.tag),
-                           show_progress=not args.no_progress and sys.stderr.isatty()),
+                           show_progress=not args.no_progress and sys.stderr.isatty(), fail_fast=args.fail_fast),
         suite=suite_name)
     runner = Runner(spec.options, command=["mmbench", *sys.argv[1:]])
     run, run_dir = runner.run(spec, strict=suite_name is None)
     if run is not None:  # under torchrun only rank 0 holds the results
         print(results_table(run, str(run_dir)))
+        if run.failures:  # the run went on past them; the exit code says it was not all good
+            pairs = "; ".join(f"{f['model']} / {f['task']}: {f['error'][:160]}" for f in run.failures)
+            print(f"mmbench: {len(run.failures)} (model, task) pair(s) failed (results of the others are kept in "
+                  f"{run_dir}): {pairs}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -117,7 +152,12 @@ def run_overrides(args: argparse.Namespace) -> dict:
     from mmbench.specs import parse_kv_args
     from mmbench.tasks.generative import GENERATION_KEYS
 
-    overrides = {k: yaml.safe_load(v) for k, v in parse_kv_args(args.gen_kwargs, "--gen-kwargs").items()}
+    overrides = {}
+    for key, text in parse_kv_args(args.gen_kwargs, "--gen-kwargs").items():
+        try:
+            overrides[key] = yaml.safe_load(text) if isinstance(text, str) else text
+        except yaml.YAMLError as exc:
+            raise MMBenchError(f"--gen-kwargs {key}={text!r}: not a value ({str(exc).splitlines()[0]})") from None
     unknown = sorted(set(overrides) - set(GENERATION_KEYS))
     if unknown:
         raise MMBenchError(f"--gen-kwargs: unknown setting {unknown[0]!r}; use {', '.join(GENERATION_KEYS)}")
@@ -236,20 +276,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from mmbench.cli import report_cmds, score
 
-    parser = argparse.ArgumentParser(prog="mmbench", description="Evaluate multimodal models.")
+    parser = Parser(prog="mmbench", description="Evaluate multimodal models.")
     parser.add_argument("--version", action="version", version=f"mmbench {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     add_run_parser(sub)
     add_list_parser(sub)
     score.add_parser(sub)
     report_cmds.add_parsers(sub)
     add_serve_parser(sub)
-    mini = sub.add_parser("mini", help="the built-in mini suite: retrain its models")
+    mini = sub.add_parser("mini", help="the built-in mini suite: retrain its models, check a run against the cards")
     mini_sub = mini.add_subparsers(dest="mini_command", metavar="SUBCOMMAND", required=True)
     train = mini_sub.add_parser("train", help="retrain the mini model zoo from scratch (args passed through)",
                                 add_help=False)
     train.set_defaults(func=cmd_mini_train)
+    check = mini_sub.add_parser("check", help="does a run reproduce the model cards' scores exactly? (exit 1 if not)",
+                                add_help=False)
+    check.set_defaults(func=cmd_mini_check)
     return parser
+
+
+def cmd_mini_check(args: argparse.Namespace, extra: list[str]) -> int:
+    from mmbench.mini.check import main as check_main
+
+    return check_main(extra)
 
 
 def cmd_mini_train(args: argparse.Namespace, extra: list[str]) -> int:
@@ -263,12 +312,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     if not argv:
         argv = ["run"]
-    args, extra = parser.parse_known_args(argv)
+    try:  # argparse exits on a bad option (after printing its one line) and on --help: return the code instead
+        args, extra = parser.parse_known_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     try:
-        if getattr(args, "func", None) is cmd_mini_train:
-            return cmd_mini_train(args, extra)
+        if getattr(args, "func", None) in (cmd_mini_train, cmd_mini_check):
+            try:
+                return args.func(args, extra)
+            except SystemExit as exc:  # their own argument parsers
+                return int(exc.code or 0) if not isinstance(exc.code, str) else 2
         if extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            sub_prog = f"mmbench {args.command}" if getattr(args, "command", None) else "mmbench"
+            print(f"{sub_prog}: error: unrecognized arguments: {' '.join(extra)} (see `{sub_prog} --help`)",
+                  file=sys.stderr)
+            return 2
         if not getattr(args, "func", None):
             parser.print_help()
             return 2

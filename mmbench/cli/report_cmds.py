@@ -100,6 +100,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--tasks", help="only these tasks (comma-separated)")
     c.add_argument("--metrics", help="only these metrics, as METRIC or TASK:METRIC (comma-separated; default: "
                                      "every metric with a value in both, per-type breakdowns excluded)")
+    c.add_argument("--allow-missing", action="store_true",
+                   help="compare what both runs have even when NEW lacks tasks or metrics BASE has (refused "
+                        "by default: an unfinished NEW run must not pass the gate)")
     c.add_argument("--base-model", help="the model to take from BASE when it holds several")
     c.add_argument("--new-model", help="the model to take from NEW when it holds several")
     c.add_argument("--format", choices=["table", "md", "json"], default="table", help="output format")
@@ -175,7 +178,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                               metrics=_csv(args.metrics), alpha=args.alpha if args.alpha is not None else 0.05,
                               resamples=args.resamples, seed=args.seed or 0, method=args.method,
                               max_drop=args.max_drop, base_model=args.base_model, new_model=args.new_model,
-                              time_budget_s=args.time_budget)
+                              time_budget_s=args.time_budget, allow_missing=args.allow_missing)
     if args.format == "json":
         text = json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False, default=str)
     else:

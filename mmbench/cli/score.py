@@ -27,22 +27,45 @@ SCORE_COMMANDS = [
 ]
 
 
-def load_npy(path: Path, what: str) -> np.ndarray:
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
     try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise MMBenchError(f"{what} file {path} not found")
-    except (ValueError, OSError) as exc:
-        raise MMBenchError(f"{what} file {path} is not a readable .npy array ({exc}); save it with numpy.save")
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def int_list(values: object, path: Path, what: str) -> list[int]:
+    """A JSON list of integers (booleans are not integers here)."""
+    if not isinstance(values, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in values):
+        raise MMBenchError(f"{path} must be a JSON list of integer {what}")
+    return values
+
+
+def load_npy(path: Path, what: str) -> np.ndarray:
+    from mmbench.files import read_npy
+
+    return read_npy(path, what)
 
 
 def load_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MMBenchError(f"{what} file {path} not found")
-    except json.JSONDecodeError as exc:
-        raise MMBenchError(f"{what} file {path} is not valid JSON (line {exc.lineno}: {exc.msg})")
+    from mmbench.files import read_json
+
+    return read_json(path, f"{what} file")
 
 
 def emit(metrics: list, extra: dict | None = None) -> int:
@@ -66,9 +89,7 @@ def score_classification(args: argparse.Namespace) -> int:
     from mmbench.metrics import classification
 
     logits = load_npy(args.logits, "logits")
-    labels = load_json(args.labels, "labels")
-    if not isinstance(labels, list) or not all(isinstance(x, int) for x in labels):
-        raise MMBenchError(f"labels file {args.labels} must be a JSON list of integer class indices")
+    labels = int_list(load_json(args.labels, "labels"), args.labels, "class indices")
     if logits.ndim != 2 or len(labels) != len(logits):
         raise MMBenchError(f"shape mismatch: logits {list(logits.shape)} vs {len(labels)} labels; "
                            f"expected logits [n, classes] with n = number of labels")
@@ -92,13 +113,13 @@ def score_retrieval(args: argparse.Namespace) -> int:
 
     images = load_npy(args.image_embeddings, "image embeddings")
     texts = load_npy(args.text_embeddings, "text embeddings")
-    index = load_json(args.text_image_index, "text->image index")
-    if not isinstance(index, list) or not all(isinstance(x, int) for x in index):
-        raise MMBenchError(f"{args.text_image_index} must be a JSON list of integer image indices")
+    index = int_list(load_json(args.text_image_index, "text->image index"), args.text_image_index, "image indices")
     try:
         ks = tuple(int(k) for k in args.k.split(","))
     except ValueError:
-        raise MMBenchError(f"--k {args.k!r}: expected comma-separated integers like 1,5,10")
+        raise MMBenchError(f"--k {args.k!r}: expected comma-separated integers like 1,5,10") from None
+    if any(k < 1 for k in ks):
+        raise MMBenchError(f"--k {args.k!r}: every k must be >= 1")
     metrics, _ = retrieval.score(images, texts, np.asarray(index), ks)
     return emit(metrics, {"n_images": len(images), "n_texts": len(texts)})
 

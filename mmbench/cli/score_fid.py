@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mmbench.cli.score import emit, load_npy
+from mmbench.cli.score import emit, load_npy, nonnegative_int, positive_int
 from mmbench.data.sources import IMAGE_EXTENSIONS
 from mmbench.errors import ItemError, MMBenchError
 
@@ -34,17 +34,17 @@ def add_fid(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--features-name", default="unspecified",
                    help="with feature files: the extractor that made them, written into the variant")
     p.add_argument("--fid-method", choices=("eigh", "sqrtm"), default="eigh")
-    p.add_argument("--kid-subsets", type=int, default=100)
-    p.add_argument("--kid-subset-size", type=int, default=None,
+    p.add_argument("--kid-subsets", type=positive_int, default=100)
+    p.add_argument("--kid-subset-size", type=positive_int, default=None,
                    help="default: min(1000, n_real, n_fake); larger than either set is an error")
-    p.add_argument("--kid-seed", type=int, default=2020)
+    p.add_argument("--kid-seed", type=nonnegative_int, default=2020)
     p.add_argument("--precision-recall", action="store_true", help="also k-NN precision and recall")
-    p.add_argument("--pr-k", type=int, default=3)
+    p.add_argument("--pr-k", type=positive_int, default=3)
     p.add_argument("--ladder", action="store_true",
                    help="corruption ladder: --real against corrupted copies of itself; FID must rise with noise, "
                         "blur and colour shift")
     p.add_argument("--device", default=None, help="device for the extractor (default: cuda if available)")
-    p.add_argument("--batch-size", type=int, default=32, help="images per extractor call")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="images per extractor call")
     p.set_defaults(func=score_fid)
 
 

@@ -19,26 +19,15 @@ LINE = '{"id": ..., "text": ...}'
 
 def read_transcripts(path: Path, what: str) -> dict[str, str]:
     """id -> text from a JSONL file; the first malformed line or duplicate id raises a one-line error."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            lines = fh.readlines()
-    except FileNotFoundError:
-        raise MMBenchError(f"{what} file {path} not found")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MMBenchError(f"{what} file {path} cannot be read as UTF-8 text ({exc})")
+    from mmbench.files import iter_jsonl
+
     one = what.removesuffix("s")
     out: dict[str, str] = {}
     first_line: dict[str, int] = {}
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MMBenchError(f"{path} line {lineno} is not valid JSON ({exc.msg}); expected one {LINE} object "
-                               f"per line")
-        if not isinstance(row, dict) or "id" not in row or "text" not in row:
-            raise MMBenchError(f"{path} line {lineno} ({line.strip()[:80]}) lacks \"id\" or \"text\"; expected {LINE}")
+    for lineno, row in iter_jsonl(path, f"{what} file"):
+        if "id" not in row or "text" not in row:
+            raise MMBenchError(f"{path} line {lineno} ({json.dumps(row)[:80]}) lacks \"id\" or \"text\"; "
+                               f"expected {LINE}")
         if not isinstance(row["text"], str) or isinstance(row["id"], (dict, list)) or row["id"] is None:
             raise MMBenchError(f"{path} line {lineno}: \"id\" must be a string or number and \"text\" a string "
                                f"(\"\" for an empty transcript)")

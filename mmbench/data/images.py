@@ -27,6 +27,8 @@ def load_image(src: Any) -> Image.Image:
 
     Raises ItemError naming the file when it is missing, empty, truncated or not an image.
     """
+    if src is None:
+        raise ItemError("no image: the item has no `image` field")
     if hasattr(src, "fetch"):  # a lazy reference into a dataset (HFRef)
         src = src.fetch()
     if isinstance(src, Image.Image):
@@ -47,9 +49,16 @@ def load_image(src: Any) -> Image.Image:
             if fp.stat().st_size == 0:
                 raise ItemError(f"image {name}: file is empty")
         with Image.open(fp) as img:
+            # A decompression bomb (a small file declaring a huge canvas) fails its item before any pixel is
+            # decoded; PIL itself only warns between MAX_IMAGE_PIXELS and twice that, and raises above.
+            pixels = img.size[0] * img.size[1]
+            if Image.MAX_IMAGE_PIXELS and pixels > Image.MAX_IMAGE_PIXELS:
+                raise ItemError(f"image {name}: {img.size[0]}x{img.size[1]} pixels exceeds the decompression-bomb "
+                                f"limit of {Image.MAX_IMAGE_PIXELS} pixels")
             img.load()  # force a full decode here so truncated files fail now, in their own item
             return img.convert("RGB")
     except ItemError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            MemoryError) as exc:
         raise ItemError(f"image {name}: cannot be decoded ({exc.__class__.__name__}: {exc})") from exc

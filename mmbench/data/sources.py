@@ -8,12 +8,11 @@ prefetch thread decodes them, so a corrupt file fails its own item only.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from mmbench.errors import DataError, MissingDataError
+from mmbench.errors import DataError, MissingDataError, MMBenchError
 from mmbench.specs import fingerprint
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
@@ -82,12 +81,12 @@ def _file_ref(path: Path, root: Path) -> list:
 
 
 def _read_json(path: Path, ctx: DataContext) -> Any:
+    from mmbench.files import read_json
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"task {ctx.task!r}: {path} is not valid JSON (line {exc.lineno}: {exc.msg}); "
-                        f"re-download or fix the file") from exc
+        return read_json(path, "data file")
+    except MMBenchError as exc:
+        raise DataError(f"task {ctx.task!r}: {exc}; re-download or fix the file") from None
 
 
 # -- formats -------------------------------------------------------------------------------------------
@@ -117,32 +116,36 @@ def load_jsonl(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
 
     Image and audio paths are relative to the manifest's folder. ``id`` is optional (default: the line number).
     """
+    from mmbench.files import iter_jsonl
+
     path = resolve_path(_require(cfg, "path", ctx, "jsonl"), ctx, "JSONL manifest")
+    if path.is_dir():
+        raise DataError(f"task {ctx.task!r}: JSONL manifest {path} is a folder; name the .jsonl file")
     records, class_names = [], list(cfg.get("classes") or [])
     seen: set[str] = set()
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"task {ctx.task!r}: {path} line {lineno} is not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise DataError(f"task {ctx.task!r}: {path} line {lineno} is not a JSON object")
-            rec = dict(row)
-            rec["id"] = str(row.get("id", lineno))
-            if rec["id"] in seen:
-                raise DataError(f"task {ctx.task!r}: {path} line {lineno}: duplicate id {rec['id']!r}")
-            seen.add(rec["id"])
-            for media in ("image", "audio"):  # media paths are relative to the manifest's folder
-                if isinstance(row.get(media), str):
-                    rec[media] = path.parent / row[media] if not Path(row[media]).is_absolute() else Path(row[media])
-            if "label" in row and isinstance(row["label"], str):
-                if row["label"] not in class_names:
-                    class_names.append(row["label"])
-                rec["label"] = class_names.index(row["label"])
-            records.append(rec)
+    try:
+        rows = list(iter_jsonl(path, "JSONL manifest"))
+    except MMBenchError as exc:
+        raise DataError(f"task {ctx.task!r}: {exc}") from None
+    for lineno, row in rows:
+        rec = dict(row)
+        if isinstance(row.get("id"), (dict, list, bool)) or ("id" in row and row["id"] is None):
+            raise DataError(f"task {ctx.task!r}: {path} line {lineno}: id must be a string or a number")
+        rec["id"] = str(row.get("id", lineno))
+        if rec["id"] in seen:
+            raise DataError(f"task {ctx.task!r}: {path} line {lineno}: duplicate id {rec['id']!r}")
+        seen.add(rec["id"])
+        for media in ("image", "audio"):  # media paths are relative to the manifest's folder
+            if media in row and (not isinstance(row[media], str) or not row[media]):
+                raise DataError(f"task {ctx.task!r}: {path} line {lineno}: {media} must be a file path (a "
+                                f"non-empty string), got {row[media]!r}")
+            if isinstance(row.get(media), str):
+                rec[media] = path.parent / row[media] if not Path(row[media]).is_absolute() else Path(row[media])
+        if "label" in row and isinstance(row["label"], str):
+            if row["label"] not in class_names:
+                class_names.append(row["label"])
+            rec["label"] = class_names.index(row["label"])
+        records.append(rec)
     if not records:
         raise DataError(f"task {ctx.task!r}: manifest {path} has no records")
     fp = fingerprint(["jsonl", hashlib.sha256(path.read_bytes()).hexdigest(), class_names,

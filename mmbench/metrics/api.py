@@ -13,8 +13,6 @@ bootstrap with it), so it must not depend on the options: everything it needs is
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
@@ -22,6 +20,7 @@ import numpy as np
 
 from mmbench.errors import MMBenchError
 from mmbench.metrics.base import ItemStats, MetricValue
+from mmbench.typed import fill
 
 # What a metric scores; a task kind declares which of these it produces.
 ANSWERS = "answers"  # generated text vs reference answers (targets: {"answers": [...], fields...})
@@ -56,47 +55,8 @@ class NoOptions:
 
 
 def parse_options(cls: type, raw: Mapping[str, Any], where: str) -> Any:
-    """Fill the frozen dataclass ``cls`` from ``raw``: unknown keys get "did you mean", values are checked
-    against the field types (bool, int, float, str, tuples of str, and None where the type allows it)."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for key, value in raw.items():
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else \
-                (f"it takes: {', '.join(fields)}" if fields else "it takes no options")
-            raise MMBenchError(f"{where}: unknown option {key!r}; {hint}")
-        values[key] = _coerce(value, hints[key], f"{where}: option {key!r}")
-    return cls(**values)
-
-
-def _coerce(value: Any, hint: Any, what: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if value is None and type(None) in args:
-            return None
-        return _coerce(value, next(a for a in args if a is not type(None)), what)
-    if origin is tuple:
-        item = args[0] if args else str
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            raise MMBenchError(f"{what} must be a list, got {value!r}")
-        return tuple(_coerce(v, item, f"{what} entry") for v in value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise MMBenchError(f"{what} must be true or false, got {value!r}")
-        return value
-    if hint in (int, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (hint is int and value != int(value)):
-            raise MMBenchError(f"{what} must be a{'n integer' if hint is int else ' number'}, got {value!r}")
-        if not np.isfinite(value):
-            raise MMBenchError(f"{what} must be finite, got {value!r}")
-        return hint(value)
-    if hint is str and not isinstance(value, str):
-        raise MMBenchError(f"{what} must be a string, got {value!r}")
-    return value
+    """Fill the options dataclass ``cls`` from ``raw``, every value checked against its type (mmbench.typed)."""
+    return fill(cls, raw, where, noun="option")
 
 
 @dataclass

@@ -73,6 +73,8 @@ def score(logits: np.ndarray, labels: np.ndarray | list, variant: str = "") -> t
     """All single-label metrics for ``logits [n, classes]`` and integer ``labels [n]``."""
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels)
+    if logits.ndim == 2 and (len(logits) == 0 or logits.shape[1] == 0):
+        raise MMBenchError(f"classification: nothing to score (logits of shape {list(logits.shape)})")
     if logits.ndim != 2 or labels.ndim != 1 or len(labels) != len(logits):
         raise MMBenchError(f"classification: logits must be [n, classes] and labels [n]; got logits "
                            f"{list(logits.shape)} and labels {list(labels.shape)}")
@@ -123,6 +125,12 @@ class Classification(Metric):
             raise MMBenchError(f"metric 'classification': predictions must be rows of class scores; got shape "
                                f"{list(logits.shape)}")
         note = self.context.input_note
+        for i, t in enumerate(targets):
+            labels = t if isinstance(t, (list, tuple)) else [t]
+            if not labels or not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) and
+                                      0 <= x < logits.shape[1] for x in labels):
+                raise MMBenchError(f"metric 'classification': item {i} has label {t!r}; expected a class index in "
+                                   f"[0, {logits.shape[1] - 1}] (or a list of them)")
         if any(isinstance(t, (list, tuple)) for t in targets):
             multi = np.zeros_like(logits, dtype=np.int64)
             for i, lab in enumerate(targets):
@@ -130,7 +138,10 @@ class Classification(Metric):
             values, extra = score_multilabel(logits, multi, note)
         else:
             values, extra = score(logits, np.asarray(targets, dtype=np.int64), note)
-        return MetricReport(values, extra["stats"], {"correct": [bool(v) for v in extra["stats"].get("top1", [])]})
+        notes = [f"{extra['n_failed']} item(s) without finite class scores (failed, or NaN embeddings from the "
+                 f"model) count as misses"] if extra["n_failed"] else []
+        return MetricReport(values, extra["stats"], {"correct": [bool(v) for v in extra["stats"].get("top1", [])]},
+                            notes)
 
     @classmethod
     def aggregate(cls, stats: ItemStats) -> dict[str, float]:

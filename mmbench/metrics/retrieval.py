@@ -81,9 +81,18 @@ def score(image_emb: np.ndarray, text_emb: np.ndarray, text_to_image, ks=DEFAULT
     """Recall@k in both directions; returns metric values and per-image statistics."""
     image_emb, text_emb = np.asarray(image_emb), np.asarray(text_emb)
     t2i = np.asarray(text_to_image)
+    if not ks or any(isinstance(k, bool) or int(k) != k or k < 1 for k in ks):
+        raise MMBenchError(f"retrieval: recall@k needs positive integer ks; got {list(ks)}")
     if image_emb.ndim != 2 or text_emb.ndim != 2 or image_emb.shape[1] != text_emb.shape[1]:
         raise MMBenchError(f"retrieval: embeddings must be [n, d] with the same d; got images "
                            f"{list(image_emb.shape)} and texts {list(text_emb.shape)}")
+    if len(image_emb) == 0 or len(text_emb) == 0:
+        raise MMBenchError(f"retrieval: nothing to score ({len(image_emb)} images, {len(text_emb)} texts)")
+    for what, emb in (("image", image_emb), ("text", text_emb)):
+        bad = int((~np.isfinite(emb)).any(axis=1).sum()) if emb.dtype.kind in "fc" else 0
+        if bad:  # NaN similarities rank as ties: a NaN gallery would score recall 1.0
+            raise MMBenchError(f"retrieval: {bad} {what} embedding(s) contain NaN or infinite values; a model that "
+                               f"returns them is broken, and no recall can be computed from them")
     if t2i.shape != (len(text_emb),):
         raise MMBenchError(f"retrieval: the text->image index needs one entry per text ({len(text_emb)}); "
                            f"got {t2i.size}")
@@ -128,16 +137,23 @@ class RetrievalRecall(Metric):
             raise MMBenchError(f"metric 'recall_at_k': ks {list(self.options.ks)} must be positive integers")
 
     def score(self, predictions: list, targets: list) -> MetricReport:
-        kept = [i for i, p in enumerate(predictions) if p is not None]
+        def usable(p: dict | None) -> bool:
+            return p is not None and bool(np.isfinite(p["image_embedding"]).all()) and \
+                bool(np.isfinite(p["text_embeddings"]).all()) and len(p["text_embeddings"]) > 0
+
+        kept = [i for i, p in enumerate(predictions) if usable(p)]
+        non_finite = sum(1 for p in predictions if p is not None and not usable(p))
         if not kept:
-            raise MMBenchError("metric 'recall_at_k': every image failed; nothing to score")
+            raise MMBenchError("metric 'recall_at_k': no image has a finite embedding and captions; nothing to score")
         images = np.stack([predictions[i]["image_embedding"] for i in kept])
         texts = np.concatenate([predictions[i]["text_embeddings"] for i in kept])
         t2i = np.concatenate([np.full(len(predictions[i]["text_embeddings"]), j) for j, i in enumerate(kept)])
         n_failed = len(predictions) - len(kept)
         variant = "failed images and their captions are left out of the gallery" if n_failed else ""
         values, extra = score(images, texts, t2i, self.options.ks, variant)
-        notes = [f"{n_failed} image(s) failed to decode and were left out of the gallery"] if n_failed else []
+        notes = [f"{n_failed} image(s) failed or had NaN/infinite embeddings and were left out of the gallery"
+                 f"{f' ({non_finite} with non-finite embeddings from the model)' if non_finite else ''}"] \
+            if n_failed else []
         ranks_t2i, per_t2i, start = extra["t2i_rank"], [], 0
         for i in kept:
             n = len(predictions[i]["text_embeddings"])

@@ -175,12 +175,30 @@ def compare_records(base: Sequence[ResultRecord], new: Sequence[ResultRecord], *
                     alpha: float = DEFAULT_ALPHA, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
                     method: str = "bootstrap", max_drop: float | None = None, base_model: str | None = None,
                     new_model: str | None = None, base_label: str = "BASE", new_label: str = "NEW",
-                    time_budget_s: float | None = None) -> Comparison:
+                    time_budget_s: float | None = None, allow_missing: bool = False) -> Comparison:
     """Test every chosen metric of every paired task; see the module docstring for the regression rule.
-    ``time_budget_s`` bounds the resampling time of each (task, metric) test (see stats.bootstrap)."""
+    ``time_budget_s`` bounds the resampling time of each (task, metric) test (see stats.bootstrap). A task
+    or metric BASE has and NEW lacks (a run killed before its last task, a metric that failed) is refused
+    unless ``allow_missing``: a gate that passes because NEW did less is no gate."""
     if max_drop is not None and not max_drop >= 0:
         raise MMBenchError(f"--max-drop must be a non-negative number in the metric's units, got {max_drop}")
     pairs, notes = pair_records(base, new, base_model=base_model, new_model=new_model)
+    missing = [n.removeprefix("only in BASE (not compared): ") for n in notes if n.startswith("only in BASE")]
+    if tasks:
+        missing = [m for m in missing if m.rsplit(" / ", 1)[-1] in tasks]
+    for b, n in pairs:
+        if tasks and b.task not in tasks:
+            continue
+        new_values = {m["name"]: m.get("value") for m in n.result.metrics}
+        missing += [f"{b.task} {m['name']}" for m in b.result.metrics if m.get("value") is not None
+                    and new_values.get(m["name"]) is None and (not metrics or m["name"] in
+                                                               {w.rpartition(":")[2] for w in metrics})]
+    if missing and not allow_missing:
+        raise MMBenchError(f"NEW ({new_label}) lacks {len(missing)} result(s) that BASE has: "
+                           f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; finish the NEW run "
+                           f"(rerun it: finished items are cached) or pass --allow-missing to compare the rest")
+    if missing:
+        notes.append(f"--allow-missing: not compared, missing from NEW: {', '.join(missing)}")
     if tasks:
         unknown = sorted(set(tasks) - {b.task for b, _ in pairs})
         if unknown:

@@ -183,11 +183,9 @@ def load_definition(name: str, search: Sequence[Path] = ()) -> Definition:
             raise MMBenchError(f"unknown leaderboard {name!r}: known are {', '.join(known) or 'none'}; or pass a "
                                f"definition file (NAME.yaml)")
         path = found[0]
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise MMBenchError(f"leaderboard {path}: not valid YAML ({exc})") from exc
-    return parse_definition(raw, path.stem, str(path))
+    from mmbench.files import read_yaml
+
+    return parse_definition(read_yaml(path, "leaderboard definition"), path.stem, str(path))
 
 
 def auto_definition(store: Store, **selection) -> Definition:
@@ -293,6 +291,13 @@ def build_leaderboard(definition: Definition, store: Store, *, models: Sequence[
                for t in dict.fromkeys(c.task for c in definition.columns)
                if (m, t) in records and definition.samples > 0]
     notes = _notes(definition, cells, records) + notes
+    unfinished = frame[(frame["run_status"] != "complete") & frame["model"].isin(order)]
+    for run_id, group in unfinished.groupby("run_id", sort=True):
+        # each result is whole (scored over all its items); the run it belongs to stopped early or is still
+        # going, so a row may lack columns or be superseded: say so rather than silently mixing runs
+        notes.append(f"results of {', '.join(sorted(set(group['model'])))} on {', '.join(sorted(set(group['task'])))} "
+                     f"come from run {run_id}, which is {group['run_status'].iloc[0]} (not complete: killed, "
+                     f"interrupted or still running)")
     return Leaderboard(definition, order, cells, rows, curves, [s for s in samples if s[2]], settings, notes)
 
 

@@ -26,17 +26,33 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", "→": r"$\rightarrow$",
                   "←": r"$\leftarrow$", "±": r"$\pm$", "×": r"$\times$", "≤": r"$\leq$", "≥": r"$\geq$",
-                  "–": "--", "—": "---", "▲": "+", "▼": "-", "α": r"$\alpha$"}
+                  "–": "--", "—": "---", "▲": "+", "▼": "-", "α": r"$\alpha$",
+                  # brackets in braces: "\\" followed by "[" would read as the optional argument of \\
+                  "[": "{[}", "]": "{]}", "\n": " ", "\r": " ", "\t": " "}
 
 
 def latex_escape(text: str) -> str:
-    """Text safe inside LaTeX (special characters escaped, a few symbols mapped to math)."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    """Text safe inside LaTeX (special characters escaped, line breaks as spaces, control characters
+    dropped, a few symbols mapped to math)."""
+    return "".join(_LATEX_SPECIAL.get(ch, "" if ord(ch) < 32 else ch) for ch in str(text))
+
+
+_MD_SPECIAL = {"\\": "\\\\", "|": "\\|", "*": "\\*", "`": "\\`", "[": "\\[", "]": "\\]",
+               "<": "&lt;", ">": "&gt;", "\n": " ", "\r": " ", "\t": " "}
 
 
 def md_escape(text: str) -> str:
-    """Text that stays literal in a Markdown table: no tags, no cell breaks, no emphasis."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("<", "&lt;")
+    """Text that stays literal in a Markdown table: no tags, no links, no cell or row breaks, no emphasis
+    (GitHub Markdown leaves intraword underscores alone, so names like t2i_R@5 stay readable)."""
+    return "".join(_MD_SPECIAL.get(ch, "" if ord(ch) < 32 else ch) for ch in str(text))
+
+
+def csv_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet will not run as a formula (OWASP CSV injection: a leading = + - @, tab
+    or carriage return gets a ' in front); numbers are left alone."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def _missing(value: Any) -> bool:
@@ -204,7 +220,11 @@ def to_csv(lb: Leaderboard) -> str:
     keep = ["rank", "model", "column", "task", "metric", "value", "low", "high", "scale", "se", "se_analytic", "n",
             "higher_is_better", "best", "sig", "p_vs_baseline", "items_per_s", "peak_memory_bytes",
             "peak_memory_kind", "variant", "note", "run_id", "result_id", "ci_method", "resamples", "seed", "alpha"]
-    return cells.reindex(columns=keep).to_csv(index=False)
+    out = cells.reindex(columns=keep)
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(csv_safe)
+    return out.to_csv(index=False)
 
 
 def to_json(lb: Leaderboard) -> str:

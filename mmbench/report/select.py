@@ -130,7 +130,8 @@ def results_frame(store: Store, *, models: str | Sequence[str] | None = None,
             where.append(f"{column} IN ({', '.join('?' * len(values))})" if values else "0")
             params.extend(values)
     sql = (f"SELECT {', '.join('tr.' + c for c in _RESULT_COLUMNS)}, r.tags AS tags, r.run_dir AS run_dir, "
-           f"json_extract(tr.result_json, '$.task_info.config.curve') AS curve "
+           f"json_extract(tr.result_json, '$.task_info.config.curve') AS curve, "
+           f"COALESCE(json_extract(r.run_json, '$.status'), 'complete') AS run_status "
            f"FROM task_results tr JOIN runs r ON r.run_id = tr.run_id"
            + (f" WHERE {' AND '.join(where)}" if where else ""))
     df = pd.read_sql_query(sql, store.conn, params=params)

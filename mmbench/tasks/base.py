@@ -8,8 +8,7 @@ batch (the model) -> ``score()`` once over all per-item outputs.
 
 from __future__ import annotations
 
-import dataclasses
-import typing
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
@@ -20,6 +19,7 @@ from mmbench.errors import DataError, ItemError, MissingDataError, MMBenchError
 from mmbench.metrics.api import Metric, MetricContext, MetricReport, aggregator_name, build_metrics, compute_all
 from mmbench.metrics.base import MetricValue
 from mmbench.registry import DATA_FORMATS
+from mmbench import typed
 from mmbench.specs import TaskSpec, fingerprint
 
 # Keys every task file may have, whatever its kind.
@@ -59,27 +59,21 @@ class ScoreReport:
 
 
 def parse_config(config_cls: type, raw: Mapping[str, Any], task: str) -> Any:
-    """Validate a task file's kind-specific keys against the kind's Config dataclass."""
-    names = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(raw) - names - COMMON_KEYS)
-    if unknown:
-        import difflib
-        key = unknown[0]
-        close = difflib.get_close_matches(key, sorted(names | COMMON_KEYS), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"accepted: {', '.join(sorted(names | COMMON_KEYS))}"
-        raise MMBenchError(f"task {task!r}: unknown key {key!r} in the task file; {hint}")
-    hints = typing.get_type_hints(config_cls)
-    values = {}
-    for name in names:
-        if name in raw:
-            value = raw[name]
-            if typing.get_origin(hints[name]) is tuple and isinstance(value, list):
-                value = tuple(value)
-            values[name] = value
-    try:
-        return config_cls(**values)
-    except TypeError as exc:
-        raise MMBenchError(f"task {task!r}: {exc}") from exc
+    """Validate a task file: the kind's ``Config`` keys by type (mmbench.typed), and the keys every task
+    file may have."""
+    where = f"task {task!r}"
+    config = typed.fill(config_cls, raw, where, ignore=COMMON_KEYS)
+    batch = raw.get("batch_size")
+    if batch is not None and batch != "auto" and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise MMBenchError(f"{where}: batch_size must be a positive integer or 'auto', got {batch!r}")
+    for key in ("description", "reference", "task", "kind"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise MMBenchError(f"{where}: {key} must be a string, got {type(raw[key]).__name__}")
+    for key in ("tags", "aliases"):
+        if raw.get(key) is not None:
+            typed.coerce(raw[key], tuple[str, ...], f"{where}: {key}")
+    typed.check_plain(dict(raw), where)
+    return config
 
 
 class Task:
@@ -171,6 +165,10 @@ class Task:
                          "is_subset": self.is_subset},
                 "metrics": [m.describe() for m in self.metrics]}
 
+    def check_items(self, items: list[dict]) -> None:
+        """Refuse items whose fields the metrics cannot score (MMBenchError naming the first), before any
+        model runs; kinds override it."""
+
     # -- the five steps ------------------------------------------------------------------------------
     def batch_order(self, items: list[dict]) -> list[dict]:
         """The order in which not-yet-cached items are batched (e.g. by prompt length); never changes scores."""
@@ -221,10 +219,32 @@ def load_first_source(task: str, data_cfg: Mapping, data_dir: Path | None) -> Da
     raise MissingDataError(f"task {task!r}: no copy of its data found ({'; '.join(missing)}). {hint}".rstrip())
 
 
-def fill_prompt(task: str, template: str, fields: Mapping[str, Any], item_id: str) -> str:
-    """``template.format(**fields)``, or a one-line error naming the task, the template and the missing field."""
+def template_fields(task: str, template: str, what: str = "prompt template") -> list[str]:
+    """The ``{field}`` names of a prompt template. Only plain names are allowed: no format specs, conversions,
+    attributes or indexes (``{question:>100000000}`` would take a gigabyte, ``{question.__class__}`` reaches
+    into Python objects), and braces must balance (``{{`` and ``}}`` are literal braces)."""
     try:
-        return template.format(**fields)
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise MMBenchError(f"task {task!r}: {what} {template!r} is malformed ({exc}); write {{field}} for a field "
+                           f"and {{{{ }}}} for literal braces") from exc
+    names = []
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            raise MMBenchError(f"task {task!r}: {what} {template!r} uses {{{name}{'!' + conversion if conversion else ''}"
+                               f"{':' + spec if spec else ''}}}; only plain {{field}} names are allowed")
+        names.append(name)
+    return names
+
+
+def fill_prompt(task: str, template: str, fields: Mapping[str, Any], item_id: str) -> str:
+    """The template with each ``{field}`` replaced by the item's value (plain names only, see template_fields),
+    or a one-line error naming the task, the template and the missing field."""
+    template_fields(task, template)
+    try:
+        return template.format_map({k: v for k, v in fields.items()})
     except KeyError as exc:
         raise MMBenchError(f"task {task!r}: prompt template {template!r} uses {{{exc.args[0]}}} "
                            f"but item {item_id!r} has no such field") from exc

@@ -29,6 +29,16 @@ class ImageCaptioning(GenerativeTask):
     default_metrics: ClassVar[tuple] = ("coco_captions",)
     submission_formats: ClassVar[tuple[str, ...]] = ("coco",)
 
+    def check_items(self, items: list[dict]) -> None:
+        if not self.metrics:
+            return
+        for it in items:
+            caps = it.get("captions")
+            if isinstance(caps, str) or not isinstance(caps, (list, tuple)) or not caps or \
+                    not all(isinstance(c, str) for c in caps):
+                raise MMBenchError(f"task {self.name!r}: item {it['id']!r} has captions {str(caps)[:60]!r}; "
+                                   f"reference captions are a non-empty list of strings")
+
     def score(self, items: list[dict], outputs: list[dict | None]) -> ScoreReport:
         # A failed item (unreadable image) and an empty generation are both scored as an empty caption.
         preds = ["" if o is None else self.extract(o["generation"]) for o in outputs]

@@ -12,8 +12,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
+from mmbench import files
 from mmbench.errors import MMBenchError, UnknownNameError
 from mmbench.registry import TASK_KINDS, Registry
 from mmbench.specs import TaskSpec
@@ -34,15 +33,7 @@ def builtin_task_dir() -> Path:
 
 
 def read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MMBenchError(f"task file {path} not found")
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise MMBenchError(f"task file {path}:{where}: malformed YAML ({problem}); fix the file") from exc
+    data = files.read_yaml(path, "task file")
     if not isinstance(data, dict):
         raise MMBenchError(f"task file {path}: expected a mapping of keys (task:, kind:, ...) at the top level")
     return data
@@ -126,6 +117,9 @@ class TaskCatalog:
 
     def task_spec(self, name_or_path: str) -> TaskSpec:
         """A task by name, a path to a task file, or ``probe:<task>`` (a modality probe of that task)."""
+        if name_or_path.startswith("probe:probe:"):
+            raise MMBenchError(f"task {name_or_path!r}: a probe wraps a task, not another probe; use "
+                               f"probe:{name_or_path.removeprefix('probe:probe:')}")
         if name_or_path.startswith("probe:"):
             from mmbench.tasks.probe import probe_spec
 

@@ -57,7 +57,10 @@ class ZeroShotClassification(Task):
             path = path if path.is_absolute() else (self.ctx.data_dir or Path.cwd()) / path
             if not path.is_file():
                 raise DataError(f"task {self.name!r}: class-names file not found at {path}; pass --data-dir")
-            return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            from mmbench.files import read_text
+
+            return [line.strip() for line in read_text(path, f"task {self.name!r}: class-names file").splitlines()
+                    if line.strip()]
         if not self.data.class_names:
             raise MMBenchError(f"task {self.name!r}: the data has no class names; add `classes:` to the task file")
         names = list(self.data.class_names)
@@ -96,8 +99,17 @@ class ZeroShotClassification(Task):
         key = "class-embeddings:" + fingerprint([list(templates), names])
         self.class_embeddings = np.asarray(memo(key, embed_classes))
 
+    def check_items(self, items: list[dict]) -> None:
+        n = len(self.class_names())
+        for it in items:
+            label = it.get("label")
+            labels = label if isinstance(label, (list, tuple)) else [label]
+            if not labels or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < n for x in labels):
+                raise MMBenchError(f"task {self.name!r}: item {it['id']!r} has label {label!r}; expected a class "
+                                   f"index in [0, {n - 1}] for the {n} classes (or a list of them)")
+
     def prepare(self, model: Any, items: list[dict]) -> Batch:
-        ok, images, failed = decode_each(items, lambda it: load_image(it["image"]))
+        ok, images, failed = decode_each(items, lambda it: load_image(it.get("image")))
         payload = model.preprocess_images(images) if images else None
         return Batch(ok, payload, failed)
 
@@ -120,7 +132,7 @@ class ZeroShotClassification(Task):
         names = self.class_names()
         logits = self.logits(outputs)
         note = f"{len(self.config.templates)} prompt template(s); {ENSEMBLE_VARIANT}; failed items count as misses"
-        labels = [it["label"] for it in items]
+        labels = [it.get("label") for it in items]
         reports = self.run_metrics(list(logits), labels, input_note=note)
         if any(isinstance(lab, (list, tuple)) for lab in labels):  # multilabel data
             targets = np.zeros_like(logits, dtype=np.int64)

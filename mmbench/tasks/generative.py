@@ -10,8 +10,9 @@ from typing import Any, Callable, ClassVar, Mapping
 
 from mmbench.capabilities import Capability, GenerationConfig, GenerationRequest
 from mmbench.data.images import load_image
-from mmbench.errors import MMBenchError
-from mmbench.tasks.base import Batch, Task, decode_each, fill_prompt
+from mmbench.errors import ItemError, MMBenchError
+from mmbench import typed
+from mmbench.tasks.base import Batch, Task, decode_each, fill_prompt, template_fields
 
 ANSWER_EXTRACTIONS = {
     "raw": "the generation as is (the metric's own normalisation applies)",
@@ -55,11 +56,18 @@ class GenerativeTask(Task):
         if self.config.answer_extraction not in ANSWER_EXTRACTIONS:
             raise MMBenchError(f"task {self.name!r}: answer_extraction {self.config.answer_extraction!r} is not one "
                                f"of {', '.join(ANSWER_EXTRACTIONS)}")
-        overrides = self.config.prompt_overrides
-        if overrides is not None and (not isinstance(overrides, Mapping) or
-                                      not all(isinstance(k, str) and isinstance(v, str) for k, v in overrides.items())):
-            raise MMBenchError(f"task {self.name!r}: prompt_overrides must map model name/family patterns to prompt "
-                               f"strings")
+        c, where = self.config, f"task {self.name!r}"
+        overrides = c.prompt_overrides
+        if overrides is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in overrides.items()):
+            raise MMBenchError(f"{where}: prompt_overrides must map model name/family patterns to prompt strings")
+        for template in (c.prompt, *(overrides or {}).values()):
+            template_fields(self.name, template)
+        typed.check_range(c.max_new_tokens >= 1, where, f"max_new_tokens must be >= 1, got {c.max_new_tokens}")
+        typed.check_range(c.num_beams >= 1, where, f"num_beams must be >= 1, got {c.num_beams}")
+        typed.check_range(c.temperature > 0, where, f"temperature must be > 0, got {c.temperature} (greedy "
+                                                    f"decoding is do_sample: false)")
+        typed.check_range(0 < c.top_p <= 1, where, f"top_p must be in (0, 1], got {c.top_p}")
+        typed.check_range(all(c.stop), where, "stop strings must be non-empty")
         self.template = self.config.prompt  # the prompt template in use (setup picks the model's override)
         self.template_source = "prompt"
         sub, formats = self.config.submission, self.submission_formats
@@ -128,7 +136,12 @@ class GenerativeTask(Task):
     # -- steps ------------------------------------------------------------------------------------------
     def prepare(self, model: Any, items: list[dict]) -> Batch:
         # an item whose image is None is sent without one (the probes' "no image" condition)
-        ok, images, failed = decode_each(items, lambda it: None if it.get("image") is None else load_image(it["image"]))
+        def image(it: dict) -> Any:
+            if "image" not in it:
+                raise ItemError("no image: the item has no `image` field")
+            return None if it["image"] is None else load_image(it["image"])
+
+        ok, images, failed = decode_each(items, image)
         requests = [GenerationRequest(prompt=self.prompt(it), images=() if img is None else (img,),
                                       system=self.config.system) for it, img in zip(ok, images)]
         payload = model.prepare(requests, self.generation_config()) if requests else None

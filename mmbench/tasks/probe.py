@@ -174,7 +174,7 @@ class ModalityProbe(Task):
                 out["audio"] = {"array": fake, "sampling_rate": sr}
             return out
         if cond in ("blank", "noise"):
-            size = load_image(item["image"]).size
+            size = load_image(item.get("image")).size
             if cond == "blank":
                 out["image"] = Image.new("RGB", size, (128, 128, 128))
             else:

@@ -39,7 +39,7 @@ class ImageTextRetrieval(Task):
         return {"captions_per_image": self.config.captions_per_image}
 
     def prepare(self, model: Any, items: list[dict]) -> Batch:
-        ok, images, failed = decode_each(items, lambda it: load_image(it["image"]))
+        ok, images, failed = decode_each(items, lambda it: load_image(it.get("image")))
         payload = (model.preprocess_images(images) if images else None, [self.captions(it) for it in ok])
         return Batch(ok, payload, failed)
 

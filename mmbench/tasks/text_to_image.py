@@ -110,6 +110,17 @@ class TextToImage(Task):
             return super().metric_entries()
         return ["fid", "kid", *(["clip_score"] if self.spec.config.get("clip_model", DEFAULT_EXTRACTOR) else [])]
 
+    def check_items(self, items: list[dict]) -> None:
+        self.check_counts(len(self.reference_records()[0]))
+
+    def check_counts(self, n_reference: int) -> None:
+        """E.g. a KID subset larger than either set: refused before anything is generated."""
+        for m in self.metrics:
+            try:
+                m.check_counts(len(self.items()), n_reference)
+            except MMBenchError as exc:
+                raise MMBenchError(f"task {self.name!r}: {exc}") from exc
+
     # -- items and reference set --------------------------------------------------------------------------
     def prompt_records(self) -> list[dict]:
         records = self.data.records
@@ -226,11 +237,7 @@ class TextToImage(Task):
 
         cached = self._shared(key, lambda: memo(key, compute))
         self.real, self.n_reference_failed = np.asarray(cached["features"]), int(cached["n_unreadable"])
-        for m in self.metrics:  # e.g. a KID subset larger than the sets: refused before anything is generated
-            try:
-                m.check_counts(len(self.items()), int(self.real.shape[0]))
-            except MMBenchError as exc:
-                raise MMBenchError(f"task {self.name!r}: {exc}") from exc
+        self.check_counts(int(self.real.shape[0]))
 
     def prepare(self, model: Any, items: list[dict]) -> Batch:
         requests = [ImageRequest(it["id"], self.prompt(it), item_seed(self.ctx.seed, it["id"])) for it in items]

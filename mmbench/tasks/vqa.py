@@ -14,9 +14,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from mmbench.errors import MMBenchError
 from mmbench.metrics import vqa as vqa_rules
 from mmbench.metrics.api import ANSWERS
-from mmbench.tasks.base import ScoreReport
+from mmbench.tasks.base import ScoreReport, template_fields
 from mmbench.tasks.generative import GenerativeConfig, GenerativeTask
 
 # Submission files of evaluation servers: format -> (id key, answer key, how the id is written).
@@ -45,6 +46,15 @@ class VisualQuestionAnswering(GenerativeTask):
     default_metrics: ClassVar[tuple] = ("vqa_accuracy",)
     submission_formats: ClassVar[tuple[str, ...]] = tuple(SUBMISSIONS)
 
+    def __init__(self, spec, ctx) -> None:
+        super().__init__(spec, ctx)
+        for what, template, allowed in (("option_format", self.config.option_format, {"letter", "option"}),
+                                        ("ocr_format", self.config.ocr_format, {"tokens"})):
+            unknown = set(template_fields(self.name, template, what)) - allowed
+            if unknown:
+                raise MMBenchError(f"task {self.name!r}: {what} {template!r} uses {{{sorted(unknown)[0]}}}; it can use "
+                                   f"{', '.join('{' + a + '}' for a in sorted(allowed))}")
+
     def prompt_fields(self, item: dict) -> dict:
         fields = super().prompt_fields(item)
         if "options" in item:
@@ -53,6 +63,16 @@ class VisualQuestionAnswering(GenerativeTask):
         if isinstance(item.get("ocr_tokens"), (list, tuple)):
             fields["ocr"] = self.config.ocr_format.format(tokens=", ".join(str(t) for t in item["ocr_tokens"]))
         return fields
+
+    def check_items(self, items: list[dict]) -> None:
+        if not self.metrics or any(m.name == "mc_accuracy" for m in self.metrics):
+            return
+        for it in items:
+            answers = it.get("answers")
+            if isinstance(answers, str) or not isinstance(answers, (list, tuple)) or not answers or not all(
+                    isinstance(a, str) or (isinstance(a, dict) and isinstance(a.get("answer"), str)) for a in answers):
+                raise MMBenchError(f"task {self.name!r}: item {it['id']!r} has answers {str(answers)[:60]!r}; "
+                                   f"reference answers are a non-empty list of strings (or of {{\"answer\": ...}})")
 
     def target(self, item: dict) -> dict:
         """What the metrics compare an answer with: the item, its reference answers as strings."""

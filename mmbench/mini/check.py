@@ -1,0 +1,82 @@
+"""``mmbench mini check RUN``: does a run of the mini suite reproduce the scores on the shipped model cards?
+
+The mini models, data and scoring are deterministic, so every card score (written by ``mmbench mini train``
+from the same evaluation the runner does) must come out of a default ``mmbench run`` exactly, to the digits
+the card gives. CI runs this after the default run: a changed score is a failed build, not a surprise in
+the next leaderboard.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mmbench.errors import MMBenchError
+from mmbench.files import read_json
+from mmbench.mini.zoo import model_dir
+from mmbench.results import RunResult
+
+# card score key -> (task, metric) per model; generation cards give "task (guidance g)": "fid=.., kid=.."
+CARD_METRICS = {
+    "mini-clip": {"zeroshot_top1": ("mini-zeroshot", "top1"),
+                  **{f"{d}_recall@{k}": ("mini-retrieval", f"{d}_R@{k}") for d in ("t2i", "i2t") for k in (1, 5, 10)}},
+    "mini-llava": {"vqa_accuracy": ("mini-vqa", "vqa_accuracy"), "cider": ("mini-captions", "CIDEr-D")},
+    "mini-flamingo": {"vqa_accuracy": ("mini-vqa", "vqa_accuracy"), "cider": ("mini-captions", "CIDEr-D")},
+    "mini-llava-blind": {"vqa_accuracy": ("mini-vqa", "vqa_accuracy"), "cider": ("mini-captions", "CIDEr-D")},
+}
+GENERATION_METRICS = ("fid", "kid", "clip_score")
+
+
+def card_expectations(model: str) -> list[tuple[str, str, str]]:
+    """(task, metric, value as written on the card) for every checkable score of ``model``'s card."""
+    scores = read_json(Path(model_dir(model)) / "card.json", f"model card of {model}").get("scores", {})
+    out = [(task, metric, str(scores[key])) for key, (task, metric) in CARD_METRICS.get(model, {}).items()
+           if key in scores]
+    for key, text in scores.items():
+        m = re.match(r"^(mini-generation\S*) \(guidance", key)
+        if m and isinstance(text, str):
+            values = dict(part.strip().split("=", 1) for part in text.split(",") if "=" in part)
+            out += [(m.group(1), name, values[name]) for name in GENERATION_METRICS if name in values]
+    return out
+
+
+def _digits(text: str) -> int:
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def check_run(run: RunResult) -> tuple[list[str], int]:
+    """(mismatch messages, number of card scores compared) for the run's results of the mini models."""
+    values = {(r.model, r.task, m["name"]): m.get("value") for r in run.results for m in r.metrics}
+    problems, compared = [], 0
+    for model in sorted({r.model for r in run.results}):
+        if not (model.startswith("mini-") and (Path(model_dir(model)) / "card.json").is_file()):
+            continue
+        for task, metric, expected in card_expectations(model):
+            if not any(r.model == model and r.task == task for r in run.results):
+                continue  # the run did not include this task
+            got = values.get((model, task, metric))
+            compared += 1
+            if got is None or round(float(got), _digits(expected)) != float(expected):
+                problems.append(f"{model} {task} {metric}: card {expected}, run {got}")
+    return problems, compared
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="mmbench mini check", description=__doc__.splitlines()[0])
+    p.add_argument("run", type=Path, help="a run folder, or an --output-dir (its newest run is checked)")
+    args = p.parse_args(argv)
+    folder = args.run
+    if folder.is_dir() and not (folder / "results.json").exists():
+        runs = sorted(d for d in folder.iterdir() if (d / "results.json").is_file())
+        if not runs:
+            raise MMBenchError(f"{folder} holds no run folder (no results.json); pass a run written by `mmbench run`")
+        folder = runs[-1]
+    problems, compared = check_run(RunResult.read(folder))
+    if not compared:
+        raise MMBenchError(f"run {folder} has no result of a mini model on a task its card scores")
+    for line in problems:
+        print(f"MISMATCH {line}")
+    print(f"{compared - len(problems)} of {compared} model-card scores reproduced exactly by {folder}")
+    return 1 if problems else 0
