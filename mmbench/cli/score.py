@@ -68,11 +68,26 @@ def load_json(path: Path, what: str) -> Any:
     return read_json(path, f"{what} file")
 
 
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: an undefined value is printed as null (its reason is in the output)."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def emit(metrics: list, extra: dict | None = None) -> int:
     out = {"metrics": {m.name: m.value for m in metrics}, "variants": {m.name: m.variant for m in metrics}}
+    undefined = {m.name: m.unavailable or "undefined on these inputs" for m in metrics
+                 if m.value is None or (isinstance(m.value, float) and not np.isfinite(m.value))}
+    if undefined:
+        out["undefined"] = undefined
     if extra:
         out.update(extra)
-    json.dump(out, sys.stdout, indent=2)
+    json.dump(_finite(out), sys.stdout, indent=2, allow_nan=False, default=str)
     print()
     return 0
 
