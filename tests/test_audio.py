@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mmbench.data.audio import add_noise, decode, duration, load_audio, stable_seed
+from mmbench.data.audio import add_noise, decode, duration, load_audio
+from mmbench.seeding import stable_seed
 from mmbench.errors import ItemError, MMBenchError
 
 

@@ -28,7 +28,8 @@ from mmbench.specs import ModelSpec, TaskSpec
 from mmbench.store import unpack_stats
 from mmbench.tasks.base import TaskContext
 from mmbench.tasks.catalog import TaskCatalog, build_task
-from mmbench.tasks.text_to_image import TextToImage, item_seed
+from mmbench.seeding import item_seed
+from mmbench.tasks.text_to_image import TextToImage
 
 MINI_CLIP = Path(__file__).resolve().parent.parent / "mmbench" / "mini" / "models" / "mini-clip"
 MINI_DIFFUSION = Path(__file__).resolve().parent.parent / "mmbench" / "mini" / "models" / "mini-diffusion"

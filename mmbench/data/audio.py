@@ -8,7 +8,6 @@ Every problem with one item raises ``ItemError`` naming the item, so a run recor
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from typing import Any, Mapping, Sequence
@@ -134,15 +133,6 @@ def load_audio(source: Any, target_sr: int = 16000, *, sampling_rate: int | None
 def duration(wave: np.ndarray, sr: int) -> float:
     """Length of a mono waveform in seconds."""
     return len(wave) / float(sr)
-
-
-def stable_seed(*parts: int | str) -> int:
-    """A 63-bit seed derived from (run seed, item id, ...) that is the same on every machine and Python run.
-
-    Python's ``hash`` of a string changes between processes, hence a hash of the parts' text.
-    """
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def add_noise(wave: np.ndarray, snr_db: float, seed: int | Sequence[int]) -> np.ndarray:

@@ -26,7 +26,8 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from mmbench.capabilities import Capability
-from mmbench.data.audio import add_noise, load_audio, stable_seed
+from mmbench.data.audio import add_noise, load_audio
+from mmbench.seeding import stable_seed
 from mmbench.errors import ItemError, MMBenchError
 from mmbench.metrics.base import MetricValue
 from mmbench.metrics.api import TRANSCRIPTS

@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image
 
 from mmbench.capabilities import Capability, GenerationRequest
-from mmbench.data.audio import load_audio, stable_seed
+from mmbench.data.audio import load_audio
+from mmbench.seeding import stable_seed
 from mmbench.data.images import load_image
 from mmbench.errors import ItemError, MMBenchError
 from mmbench.metrics import reliance as rel

@@ -33,6 +33,7 @@ from mmbench.errors import DataError, ItemError, MMBenchError
 from mmbench.features import DEFAULT_EXTRACTOR, EmbedderFeatures, FeatureExtractor, load_embedder, load_extractor
 from mmbench.metrics.api import GENERATED_IMAGES
 from mmbench.registry import DATA_FORMATS
+from mmbench.seeding import item_seed
 from mmbench.specs import fingerprint
 from mmbench.tasks.base import Batch, ScoreReport, Task, fill_prompt
 
@@ -58,12 +59,6 @@ class TextToImageConfig:
     feature_batch_size: int = 32
     save_images: bool = True  # PNG artifacts + a prompts.jsonl that the image-folder model reads back
     curve: Mapping[str, Any] | None = None  # {name, x, x_label}: a point on a leaderboard curve
-
-
-def item_seed(run_seed: int, item_id: str) -> int:
-    """The item's noise seed: 31 bits of sha256(run seed, item id), whatever the batch or process."""
-    digest = hashlib.sha256(f"{int(run_seed)}/{item_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def _png(image: Image.Image) -> np.ndarray:
