@@ -11,7 +11,7 @@ calling rank's own GPU; gloo takes CPU tensors. So every collective below places
 ``Dist.comm_device``: ``cuda:<local device>`` under NCCL, the CPU under gloo (or a mixed "cpu:gloo,cuda:nccl"
 group). The object collectives (broadcast, gather) pickle into tensors inside torch: ``broadcast`` passes
 the device explicitly, ``gather`` (torch's ``gather_object`` has no device argument and uses the *current*
-CUDA device) runs with the rank's device made current. ``barrier`` names the rank's device under NCCL.
+CUDA device) runs with the rank's device made current.
 
 Why torch.distributed and not accelerate's ``PartialState`` and ``accelerate.utils`` collectives (accelerate
 is a dependency, for ``device_map``): accelerate does the same ``env://`` rendezvous and its object
@@ -169,16 +169,6 @@ class Dist:
         t = torch.tensor([int(value)], dtype=torch.int64, device=self.comm_device)
         td.all_reduce(t, op=td.ReduceOp.MAX)
         return int(t.item())
-
-    def barrier(self) -> None:
-        if not self.enabled:
-            return
-        import torch.distributed as td
-
-        if self.uses_cuda:
-            td.barrier(device_ids=[self.comm_device.index])
-        else:
-            td.barrier()
 
     def close(self) -> None:
         if self.initialized_here:

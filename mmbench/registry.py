@@ -30,9 +30,13 @@ def import_object(target: str) -> object:
 class Registry(Generic[T]):
     """Name -> object, with lazy entries, aliases, entry-point discovery and suggestions on a miss."""
 
-    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+    def __init__(self, kind: str, entry_point_group: str | None = None,
+                 check: Callable[[str, object], None] | None = None) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
+        # refuses an entry that is not what this registry holds (one-line MMBenchError); lazy and entry-point
+        # entries are checked when first imported
+        self.check = check
         self._objects: dict[str, T] = {}
         self._lazy: dict[str, str] = {}
         self._aliases: dict[str, str] = {}
@@ -51,11 +55,13 @@ class Registry(Generic[T]):
             self._objects.pop(name, None)
             return lambda o: o
         if obj is not None:
+            self._check(name, obj)
             self._objects[name] = obj
             self._lazy.pop(name, None)
             return lambda o: o
 
         def decorator(o: T) -> T:
+            self._check(name, o)
             self._objects[name] = o
             self._lazy.pop(name, None)
             return o
@@ -94,9 +100,21 @@ class Registry(Generic[T]):
             except ImportError as exc:
                 raise MMBenchError(f"{self.kind} {name!r} could not be imported ({exc}); "
                                    f"install the package or extra it needs") from exc
+            self._check(name, obj)
             self._objects[name] = obj  # type: ignore[assignment]
             return obj  # type: ignore[return-value]
         raise UnknownNameError(self.unknown_message(name))
+
+    def _check(self, name: str, obj: object) -> None:
+        if self.check is not None:
+            self.check(name, obj)
+
+    def unregister(self, name: str) -> None:
+        """Remove an entry (tests restore the registries with it)."""
+        self._objects.pop(name, None)
+        self._lazy.pop(name, None)
+        for alias in [a for a, n in self._aliases.items() if n == name]:
+            del self._aliases[alias]
 
     def unknown_message(self, name: str) -> str:
         candidates = self.names() + sorted(self._aliases)
@@ -109,14 +127,47 @@ class Registry(Generic[T]):
 # -- the registries ---------------------------------------------------------------------------------------
 # Built-in entries are lazy strings, so importing mmbench imports no model code, torch or transformers.
 
+def _check_model(name: str, obj: object) -> None:
+    """An Adapter subclass implementing the protocol of every capability it declares, or a ModelPreset."""
+    from mmbench.adapters.base import Adapter, ModelPreset
+    from mmbench.capabilities import PROTOCOLS
+
+    if isinstance(obj, ModelPreset):
+        return
+    if not (isinstance(obj, type) and issubclass(obj, Adapter)):
+        raise MMBenchError(f"model {name!r} is registered as {obj!r}: register an Adapter subclass or a "
+                           f"ModelPreset")
+    for capability in obj.capabilities:
+        protocol = PROTOCOLS[capability]
+        missing = [m for m in dir(protocol) if not m.startswith("_") and callable(getattr(protocol, m, None))
+                   and not callable(getattr(obj, m, None))]
+        if missing:
+            raise MMBenchError(f"model {name!r} ({obj.__qualname__}) declares {capability.value!r} but does not "
+                               f"implement {', '.join(missing)}")
+
+
+def _subclass_check(what: str, base: str) -> Callable[[str, object], None]:
+    def check(name: str, obj: object) -> None:
+        cls = import_object(base)
+        if not (isinstance(obj, type) and issubclass(obj, cls)):  # type: ignore[arg-type]
+            raise MMBenchError(f"{what} {name!r} is registered as {obj!r}: register a {base.split(':')[1]} subclass")
+    return check
+
+
+def _check_callable(name: str, obj: object) -> None:
+    if not callable(obj):
+        raise MMBenchError(f"data format {name!r} is registered as {obj!r}: register a loader function")
+
+
 #: model name -> an Adapter class (configured by --model-args) or a ModelPreset (an adapter + fixed args)
-MODELS: Registry = Registry("model", "mmbench.models")
+MODELS: Registry = Registry("model", "mmbench.models", check=_check_model)
 #: task kind -> a Task class; task *names* come from YAML files (see mmbench.tasks.catalog)
-TASK_KINDS: Registry = Registry("task kind")
+TASK_KINDS: Registry = Registry("task kind", "mmbench.task_kinds",
+                                check=_subclass_check("task kind", "mmbench.tasks.base:Task"))
 #: data format -> a loader function(config, context) -> DataSet
-DATA_FORMATS: Registry = Registry("data format", "mmbench.data_formats")
+DATA_FORMATS: Registry = Registry("data format", "mmbench.data_formats", check=_check_callable)
 #: metric name -> a Metric subclass (mmbench.metrics.api): what task files list under `metrics:`
-METRICS: Registry = Registry("metric", "mmbench.metrics")
+METRICS: Registry = Registry("metric", "mmbench.metrics", check=_subclass_check("metric", "mmbench.metrics.api:Metric"))
 
 for _name, _target in {
     "hf-clip": "mmbench.adapters.hf_clip:HFDualEncoder",

@@ -10,6 +10,42 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import tiny_models  # noqa: E402
+from mmbench.cli.main import main  # noqa: E402
+from mmbench.registry import DATA_FORMATS, METRICS, MODELS, TASK_KINDS  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def restore_registries():
+    """A test may register models, kinds, metrics or formats (scripted models, probes' hand-built models):
+    each test starts from, and leaves, the registries as mmbench ships them."""
+    saved = [(r, dict(r._objects), dict(r._lazy), dict(r._aliases)) for r in (MODELS, TASK_KINDS, METRICS, DATA_FORMATS)]
+    yield
+    for registry, objects, lazy, aliases in saved:
+        registry._objects, registry._lazy, registry._aliases = objects, lazy, aliases
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run ~10x faster on one torch thread than on two busy cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``mmbench ARGS`` in-process: (exit code, stdout, stderr)."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(*args)`` -> (exit code, stdout, stderr) of ``mmbench ARGS`` run in-process."""
+    return lambda *args: run_cli(capsys, *args)
 
 
 @pytest.fixture(scope="session")

@@ -74,9 +74,19 @@ class ColourEncoder(Adapter):
         return np.stack([self._one_hot(next((w for w in t.split() if w in COLOURS), "?")) for t in texts])
 
 
+MODELS_HERE = {"image-only": ImageOnly, "text-only": TextOnly, "needs-image": NeedsImage,
+               "colour-encoder": ColourEncoder}
+
+
 def register() -> None:
     from mmbench.registry import MODELS
 
-    for name, cls in {"image-only": ImageOnly, "text-only": TextOnly, "needs-image": NeedsImage,
-                      "colour-encoder": ColourEncoder}.items():
+    for name, cls in MODELS_HERE.items():
         MODELS.register(name, cls, overwrite=True)
+
+
+def unregister() -> None:
+    from mmbench.registry import MODELS
+
+    for name in MODELS_HERE:
+        MODELS.unregister(name)

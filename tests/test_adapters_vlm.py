@@ -371,3 +371,15 @@ def test_chat_template_falls_back_to_the_tokenizers_and_images_go_first_without_
         slots.check("<image><image>User: hi", 1)
     slots.encode(["<s>User: what colour?\nAssistant:"], [["IMG"]], None)
     assert seen == [[["IMG", "User: what colour?\nAssistant:"]]]  # the image in front, BOS left to the processor
+
+
+def test_device_map_without_accelerate_is_a_clear_error(monkeypatch):
+    import importlib.util
+
+    from mmbench.adapters import hf_loading
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "accelerate" else real(name, *a))
+    with pytest.raises(MMBenchError, match=r"needs the accelerate package: pip install 'mmbench\[multigpu\]'"):
+        hf_loading.load_pretrained("some/model", revision=None, trust_remote_code=False, dtype="fp32",
+                                   model_class=lambda config: None, device_map="auto")

@@ -12,17 +12,12 @@ import pytest
 import soundfile as sf
 
 import tiny_speech
+from conftest import run_cli
 from mmbench.cli.main import main
 from mmbench.errors import DataError, ItemError, MMBenchError
 from mmbench.results import RunResult
 
 WER_KEYS = ("wer", "cer", "wer_mean_utterance")
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def run_asr(capsys, out_dir: Path, model: str, model_args: str, tasks: str, task_dir: Path, data_dir: Path | None,

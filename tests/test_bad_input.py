@@ -49,8 +49,12 @@ def world(tmp_path_factory) -> Path:
     rows = [{"id": f"q{i}", "image": f"img{i}.png", "question": "what color?", "answers": [c] * 10,
              "captions": [f"a {c} circle"], "label": i} for i, c in enumerate(("red", "green", "blue"))]
     (root / "good.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    probe_models.register()
     return root
+
+
+@pytest.fixture(autouse=True)
+def models():
+    probe_models.register()  # conftest restores the registries after each test
 
 
 def call(argv: list[str], capsys) -> tuple[int, str]:

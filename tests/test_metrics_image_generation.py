@@ -14,6 +14,7 @@ from scipy import linalg
 from mmbench.errors import DataError, MMBenchError
 from mmbench.metrics import image_generation as ig
 from mmbench.metrics.base import subset
+from mmbench.metrics.api import MetricContext
 
 
 def _pair(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -178,15 +179,18 @@ def test_fid_bad_inputs_raise_data_errors() -> None:
         ig.fid_from_features(real, fake, method="svd")  # type: ignore[arg-type]
 
 
-def test_fid_aggregator_recomputes_from_resampled_features() -> None:
+def test_fid_metric_recomputes_from_resampled_features() -> None:
+    from mmbench.metrics.generation_metrics import FID
+
     real, fake = _pair(300, 12, seed=6)
-    mu, s = ig.feature_stats(real)
-    agg = ig.fid_aggregator(mu, s)
-    stats = ig.feature_item_stats(fake)
-    assert agg(stats)["fid"] == pytest.approx(ig.fid_from_features(real, fake).value, rel=1e-12)
+    metric = FID(context=MetricContext(reference={"features": real}))
+    metric.update(list({"features": row} for row in fake), [None] * len(fake))
+    stats = metric.compute().stats
+    agg = FID.aggregate  # the statistics hold the features in float32: equal to ~1e-8 relative
+    assert agg(stats)["fid"] == pytest.approx(ig.fid_from_features(real, fake).value, rel=1e-7)
     idx = np.random.default_rng(0).integers(0, 300, 300)
     assert agg(subset(stats, idx))["fid"] == pytest.approx(ig.fid_from_features(real, fake[idx]).value,
-                                                           rel=1e-12)
+                                                           rel=1e-7)
 
 
 # ------------------------------------------------------------------------------------------------ KID
@@ -268,13 +272,21 @@ def test_kid_subset_too_large_names_both_counts_and_the_flag() -> None:
     assert ig.kid_from_features(real, fake, subset_size=500, num_subsets=1).extra["subset_size"] == 500
 
 
-def test_kid_aggregator_resamples_fake_features() -> None:
+def test_kid_metric_resamples_fake_features() -> None:
+    from mmbench.metrics.generation_metrics import KID
+
     rng = np.random.default_rng(10)
     real, fake = rng.normal(size=(40, 6)), rng.normal(size=(40, 6)) + 1.0
-    agg = ig.kid_aggregator(real, num_subsets=3, subset_size=10, seed=1)
+    metric = KID({"subsets": 3, "subset_size": 10, "seed": 1}, context=MetricContext(reference={"features": real}))
+    metric.update([{"features": row} for row in fake], [None] * len(fake))
+    report = metric.compute()
     direct = ig.kid_from_features(real, fake, num_subsets=3, subset_size=10, seed=1)
-    out = agg(ig.feature_item_stats(fake))
-    assert out["kid"] == direct.value and out["kid_std"] == direct.extra["std"]
+    assert report.values[0].value == direct.value and report.values[0].extra["std"] == direct.extra["std"]
+    # the statistics keep the features in float32 (a store of 2048-d rows): equal to ~1e-8 relative
+    assert KID.aggregate(report.stats)["kid"] == pytest.approx(direct.value, rel=1e-7)
+    idx = np.random.default_rng(2).integers(0, 40, 40)
+    again = ig.kid_from_features(real, fake[idx], num_subsets=3, subset_size=10, seed=1).value
+    assert KID.aggregate(subset(report.stats, idx))["kid"] == pytest.approx(again, rel=1e-7)
 
 
 # ----------------------------------------------------------------------------------------- CLIP-score
@@ -353,7 +365,8 @@ def test_clip_score_aggregator_and_bad_inputs() -> None:
     rng = np.random.default_rng(13)
     img, txt = rng.normal(size=(10, 4)), rng.normal(size=(10, 4))
     value, stats = ig.clip_score(img, txt, convention="clipscore-paper")
-    agg = ig.clip_score_aggregator("clipscore-paper")
+    stats = {**stats, ig.CONST_CLIP_CONVENTION: np.asarray("clipscore-paper")}
+    agg = ig.aggregate_clip_score
     assert agg(stats)["clip_score"] == value.value
     idx = np.array([0, 0, 3, 5])
     assert agg(subset(stats, idx))["clip_score"] == ig.clip_score(img[idx], txt[idx],

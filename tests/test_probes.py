@@ -13,9 +13,9 @@ from mmbench.results import RunResult
 from mmbench.tasks.probe import derangement
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(autouse=True)
 def registered():
-    probe_models.register()
+    probe_models.register()  # per test: conftest restores the registries after each one
 
 
 @pytest.fixture(scope="module")

@@ -14,16 +14,11 @@ import time
 from pathlib import Path
 
 import counting_adapter
+from conftest import run_cli
 from mmbench.cli.main import main
 from mmbench.results import RunResult
 
 TASKS = "tiny-zeroshot,tiny-retrieval"
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def run_embed(capsys, tiny_clip, embed_data, embed_tasks, out_dir, *extra, model="hf-clip", model_args=""):

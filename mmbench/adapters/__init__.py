@@ -73,10 +73,8 @@ def check_args(spec: ModelSpec) -> None:
     if isinstance(entry, ModelPreset):
         cls = entry.adapter_class()
         raw = {**{k: str(v) if not isinstance(v, str) else v for k, v in entry.args.items()}, **raw}
-    elif isinstance(entry, type) and issubclass(entry, Adapter):
+    else:  # the MODELS registry holds Adapter subclasses and presets only
         cls = entry
-    else:  # a plugin factory: it checks its own arguments
-        return
     parse_model_args(cls.Args, raw, spec.name)
 
 
@@ -89,11 +87,6 @@ def load_model(spec: ModelSpec, overrides: Mapping[str, str] | None = None) -> A
         return entry.from_args(raw, name=spec.name)
     if isinstance(entry, type) and issubclass(entry, Adapter):
         return entry.from_args(raw, name=spec.name)
-    if callable(entry):  # a plugin factory: callable(args: dict) -> Adapter
-        adapter = entry(raw)
-        if not isinstance(adapter, Adapter):
-            raise MMBenchError(f"model {spec.name!r}: its factory returned {type(adapter).__name__}, not an Adapter")
-        return adapter
     raise MMBenchError(f"model {spec.name!r}: registry entry {entry!r} is not an adapter")
 
 

@@ -40,8 +40,8 @@ def load_pretrained(pretrained: str, *, revision: str | None, trust_remote_code:
             raise MMBenchError(f"model folder {where!r} does not exist; pass an existing folder or a hub name")
         where = str(Path(where).expanduser())
     if device_map and importlib.util.find_spec("accelerate") is None:
-        raise MMBenchError(f"device_map={device_map!r} needs the accelerate package: pip install accelerate, or "
-                           f"drop device_map and use device=")
+        raise MMBenchError(f"device_map={device_map!r} needs the accelerate package: pip install 'mmbench[multigpu]' "
+                           f"(or accelerate), or drop device_map and use device=")
     hub_kw = {"revision": revision, "trust_remote_code": trust_remote_code}
     try:
         config = AutoConfig.from_pretrained(where, **hub_kw)

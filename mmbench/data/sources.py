@@ -33,8 +33,7 @@ class DataSet:
     fingerprint: str
     description: str
     class_names: list[str] | None = None
-    multilabel: bool = False
-    meta: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)  # format-specific extras (VQAv2 test-dev: the submission's ids)
 
 
 class HFRef:

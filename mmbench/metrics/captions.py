@@ -45,7 +45,6 @@ from mmbench.metrics.api import CAPTIONS, Metric, MetricReport, group_labels
 from mmbench.metrics.base import ItemStats, MetricValue
 
 BLEU_NAMES = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4")
-METRIC_NAMES = (*BLEU_NAMES, "METEOR", "ROUGE_L", "CIDEr-D", "SPICE")
 SUBSET_NOTE = ("CIDEr-D document frequencies come from the evaluated references; scores on a subset are not "
                "comparable to the full set")
 

@@ -195,14 +195,6 @@ def feature_item_stats(feats: object) -> dict[str, np.ndarray]:
     return {"features": _as_features(feats, "features")}
 
 
-def fid_aggregator(real_mu: np.ndarray, real_sigma: np.ndarray, *, method: FidMethod = "eigh") -> Aggregator:
-    """An Aggregator mapping a (resampled) fake-feature ItemStats to {"fid": ...} against fixed real stats."""
-    def aggregate(stats: ItemStats) -> dict[str, float]:
-        mu, sigma = feature_stats(stats["features"])
-        return {"fid": frechet_distance(real_mu, real_sigma, mu, sigma, method=method)}
-    return aggregate
-
-
 # ------------------------------------------------------------------------------------------------- KID
 
 
@@ -265,18 +257,6 @@ def kid_from_features(real: object, fake: object, *, num_subsets: int = 100, sub
                               "num_subsets": num_subsets, "subset_size": subset_size, "seed": seed})
 
 
-def kid_aggregator(real: object, *, num_subsets: int = 100, subset_size: int = 1000,
-                   seed: int = 2020) -> Aggregator:
-    """An Aggregator mapping a (resampled) fake-feature ItemStats to {"kid", "kid_std"} against fixed real
-    features."""
-    r = _as_features(real, "real features")
-
-    def aggregate(stats: ItemStats) -> dict[str, float]:
-        v = kid_subset_values(r, stats["features"], num_subsets=num_subsets, subset_size=subset_size, seed=seed)
-        return {"kid": float(v.mean()), "kid_std": float(v.std(ddof=0))}
-    return aggregate
-
-
 # ------------------------------------------------------------------------------------------ CLIP-score
 
 _CLIP_FORMULA = {"torchmetrics": "max(mean(100*cos),0)", "clipscore-paper": "mean(2.5*max(cos,0))"}
@@ -337,13 +317,6 @@ def clip_score(image_embeds: object, text_embeds: object, *, convention: ClipCon
                             f"{text_max_length if text_max_length is not None else 'maximum'} tokens and were "
                             "truncated: their scores only see the beginning of the caption")
     return MetricValue(name="clip_score", value=value, variant=variant, extra=extra), stats
-
-
-def clip_score_aggregator(convention: ClipConvention = "torchmetrics") -> Aggregator:
-    """An Aggregator for ``clip_score``'s per-item stats in the given convention."""
-    def aggregate(stats: ItemStats) -> dict[str, float]:
-        return clip_score_aggregate(stats, convention)
-    return aggregate
 
 
 # -------------------------------------------------------------------------------- precision / recall

@@ -89,19 +89,16 @@ class TaskCatalog:
                         self._aliases[alias] = str(data["task"])
 
     def _load_plugins(self) -> None:
-        """Entry points in ``mmbench.tasks``: a Task subclass (a new kind) or a folder of task files."""
-        from mmbench.tasks.base import Task
-
+        """Entry points in ``mmbench.tasks``: folders of task files. (New task kinds come through the
+        ``mmbench.task_kinds`` group of the TASK_KINDS registry, like models through ``mmbench.models``.)"""
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             obj = ep.load()
-            if isinstance(obj, type) and issubclass(obj, Task):
-                if obj.kind not in TASK_KINDS:
-                    TASK_KINDS.register(obj.kind, obj)
-            elif isinstance(obj, (str, Path)) and Path(obj).is_dir():
+            if isinstance(obj, (str, Path)) and Path(obj).is_dir():
                 self.dirs.append(Path(obj))
             else:
                 raise MMBenchError(f"plugin entry point {ep.name!r} ({ep.value}) in group {ENTRY_POINT_GROUP!r} "
-                                   f"is neither a Task subclass nor a folder of task files")
+                                   f"is not a folder of task files (a new task kind goes in the "
+                                   f"'mmbench.task_kinds' group)")
 
     def task_names(self) -> list[str]:
         return sorted(self._tasks)

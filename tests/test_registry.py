@@ -1,0 +1,48 @@
+"""The registries check what they hold, and tests leave them as mmbench ships them."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+
+from mmbench.adapters.base import Adapter, ModelPreset
+from mmbench.capabilities import Capability
+from mmbench.errors import MMBenchError
+from mmbench.registry import DATA_FORMATS, METRICS, MODELS, TASK_KINDS
+
+
+class HalfEmbedder(Adapter):
+    """Declares the embedding capability but implements only part of its protocol."""
+
+    capabilities: ClassVar[frozenset] = frozenset({Capability.EMBED})
+
+    def embed_images(self, batch):
+        return batch
+
+
+def test_models_hold_adapters_that_implement_what_they_declare():
+    with pytest.raises(MMBenchError, match="declares 'image-text-embedding' but does not implement"):
+        MODELS.register("half", HalfEmbedder)
+    with pytest.raises(MMBenchError, match="register an Adapter subclass or a ModelPreset"):
+        MODELS.register("factory", lambda args: None)
+    MODELS.register("preset", ModelPreset("hf-clip", {"pretrained": "x"}))  # a preset of a registered adapter
+    assert "preset" in MODELS
+    MODELS.register("lazy-bad", lazy="mmbench.metrics.api:Metric")  # checked when first imported
+    with pytest.raises(MMBenchError, match="register an Adapter subclass"):
+        MODELS.get("lazy-bad")
+
+
+def test_kinds_metrics_and_formats_are_checked():
+    with pytest.raises(MMBenchError, match="register a Task subclass"):
+        TASK_KINDS.register("not-a-kind", object)
+    with pytest.raises(MMBenchError, match="register a Metric subclass"):
+        METRICS.register("not-a-metric", dict)
+    with pytest.raises(MMBenchError, match="register a loader function"):
+        DATA_FORMATS.register("not-a-loader", 3)
+    assert TASK_KINDS.entry_point_group == "mmbench.task_kinds" and MODELS.entry_point_group == "mmbench.models"
+
+
+def test_registrations_do_not_leak_between_tests():
+    # test_models_hold_adapters... registered "preset" and "lazy-bad": conftest put the registries back
+    assert "preset" not in MODELS and "lazy-bad" not in MODELS
