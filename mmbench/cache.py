@@ -36,6 +36,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from mmbench.errors import MMBenchError
+from mmbench.schema import migrate, unchanged
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outputs (
@@ -93,6 +94,8 @@ def decode(data: bytes) -> Any:
 
 SETUP_PREFIX = "__setup__/"  # item ids of memo() values (task-wide, not items)
 _COLUMNS = "model_fp, task_fp, item_id, value, seconds, created"
+# The layout of a cache file (PRAGMA user_version); version 0 files (before versioning) have the same table.
+CACHE_VERSION = 1
 
 
 def rank_path(path: Path, rank: int) -> Path:
@@ -134,6 +137,10 @@ class Cache:
             columns = [row[1] for row in self.conn.execute("PRAGMA table_info(outputs)")]
             if columns != [c.strip() for c in _COLUMNS.split(",")]:
                 raise sqlite3.DatabaseError(f"table outputs has columns {columns}")
+            migrate(self.conn, self.path, CACHE_VERSION, {0: unchanged}, "cache file")
+        except MMBenchError:
+            self.conn.close()
+            raise
         except sqlite3.Error as exc:
             self.conn.close()
             raise unreadable(self.path, exc) from None

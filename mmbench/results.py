@@ -57,11 +57,17 @@ class TaskResult:
     files: dict = field(default_factory=dict)  # samples / item_stats / artifacts paths, relative to the run
     created_at: str = ""
 
-    def metric(self, name: str) -> float | None:
-        for m in self.metrics:
-            if m["name"] == name:
-                return m["value"]
-        raise KeyError(name)
+    def metric(self, name: str) -> dict | None:
+        """The metric called ``name`` (its dict: name, value, variant, higher_is_better, ...), or None. The one
+        lookup every reader of results uses (ResultRecord.metric delegates here)."""
+        return next((m for m in self.metrics if m["name"] == name), None)
+
+    def value(self, name: str) -> float | None:
+        """The value of the metric called ``name`` (None when it is unavailable); KeyError when there is none."""
+        found = self.metric(name)
+        if found is None:
+            raise KeyError(name)
+        return found["value"]
 
     @classmethod
     def from_dict(cls, d: dict) -> "TaskResult":

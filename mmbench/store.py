@@ -18,6 +18,10 @@ import numpy as np
 
 from mmbench.errors import MMBenchError
 from mmbench.results import RunResult, TaskResult
+from mmbench.schema import migrate, unchanged
+
+# The layout of the store (PRAGMA user_version); version 0 files (before versioning) have the same tables.
+STORE_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -63,6 +67,7 @@ class Store:
             self.conn = sqlite3.connect(str(self.path), timeout=60)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.executescript(_SCHEMA)
+            migrate(self.conn, self.path, STORE_VERSION, {0: unchanged}, "results store")
         except sqlite3.DatabaseError as exc:
             raise MMBenchError(f"results store {self.path} is not an mmbench results store ({exc}); move it away "
                                f"or pass another --store") from None

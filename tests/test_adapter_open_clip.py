@@ -66,7 +66,7 @@ def test_open_clip_end_to_end_matches_direct(open_clip_module, tiny_open_clip, e
         img = model.encode_image(torch.stack([preprocess(Image.open(f).convert("RGB")) for f, _ in files])).double()
         pred = (torch.nn.functional.normalize(img, dim=-1) @ txt.T).argmax(1).numpy()
     top1 = float(np.mean(pred == np.array([lab for _, lab in files])))
-    assert result.metric("top1") == pytest.approx(top1, abs=1e-12)
+    assert result.value("top1") == pytest.approx(top1, abs=1e-12)
 
 
 def test_open_clip_bad_args(open_clip_module, tiny_open_clip):

@@ -129,7 +129,7 @@ def test_siglip_through_hf_clip(capsys, embed_data, embed_tasks, tmp_path):
     result = RunResult.read(next(p for p in (tmp_path / "o").iterdir() if p.is_dir())).results[0]
     assert result.model_info["model_class"] == "SiglipModel" and result.model_info["text_padding"] == "max_length"
     assert result.model == f"hf-clip:{tmp_path.name}/siglip" or result.model.endswith("siglip")
-    assert np.isfinite(result.metric("top1"))
+    assert np.isfinite(result.value("top1"))
 
 
 def test_list_commands(capsys):

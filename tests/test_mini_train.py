@@ -147,16 +147,6 @@ def test_shipped_vlm_reproduces_subset_scores_and_is_batch_invariant(name):
     assert all(o for o in one)  # trained models say something
 
 
-def test_shipped_bars():
-    clip = cards.read_card(SHIPPED / "mini-clip")["scores"]
-    assert clip["zeroshot_top1"] >= 0.85 and clip["t2i_recall@5"] >= 0.6
-    seeing = [cards.read_card(SHIPPED / n)["scores"] for n in ("mini-llava", "mini-flamingo")]
-    blind = cards.read_card(SHIPPED / "mini-llava-blind")["scores"]
-    for s in seeing:
-        assert s["vqa_accuracy"] >= 0.6 and s["cider"] >= 0.5
-        assert blind["vqa_accuracy"] <= s["vqa_accuracy"] - 0.2
-
-
 def test_retraining_gives_the_same_bytes_in_a_fresh_process(tmp_path):
     # Different hash seeds: nothing in the recipe may depend on set or dict-of-str iteration order.
     outs = []
@@ -201,6 +191,14 @@ def test_mini_check_reproduces_the_cards_and_catches_a_changed_score(tmp_path, c
     bad.results[0].metrics[0]["value"] = 0.6201
     problems, compared = check_run(bad)
     assert compared == 2 and problems == ["mini-llava mini-vqa vqa_accuracy: card 0.6212, run 0.6201"]
+    # the quality bars are checked on what the run computed (CI: the default run), not on the cards' text
+    from mmbench.mini.check import check_bars
+
+    assert check_bars({("mini-llava", "mini-vqa", "vqa_accuracy"): 0.61,
+                       ("mini-llava-blind", "mini-vqa", "vqa_accuracy"): 0.45}) == [
+        "mini-llava-blind VQA 0.45 is not 0.2 below mini-llava's 0.61"]
+    assert check_bars({("mini-clip", "mini-zeroshot", "top1"): 0.5}) == [
+        "mini-clip mini-zeroshot top1: 0.5 is below the bar 0.85"]
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     bad.write(run_dir / "results.json")

@@ -89,3 +89,31 @@ def test_model_args_keep_quotes_inside_values():
     assert parse_kv_args('alias="say ""hi"""') == {"alias": 'say "hi"'}
     with pytest.raises(MMBenchError, match="no closing quote"):
         parse_kv_args('alias="open')
+
+
+def test_store_and_cache_carry_a_schema_version_with_a_migration_path(tmp_path):
+    import sqlite3
+
+    from mmbench.cache import CACHE_VERSION, Cache
+    from mmbench.store import STORE_VERSION
+
+    store = Store(tmp_path / "s.sqlite")
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == STORE_VERSION == 1
+    store.close()
+    cache = Cache(tmp_path / "c.sqlite")
+    cache.put_many("m", "t", [("i", {"x": 1}, 0.1)])
+    cache.close()
+    conn = sqlite3.connect(tmp_path / "c.sqlite")  # a file from before versioning: same table, version 0
+    conn.execute("PRAGMA user_version = 0")
+    conn.commit()
+    conn.close()
+    again = Cache(tmp_path / "c.sqlite")
+    assert again.get_many("m", "t", ["i"])["i"][0] == {"x": 1}
+    assert again.conn.execute("PRAGMA user_version").fetchone()[0] == CACHE_VERSION
+    again.close()
+    conn = sqlite3.connect(tmp_path / "s.sqlite")  # written by a newer mmbench
+    conn.execute("PRAGMA user_version = 99")
+    conn.commit()
+    conn.close()
+    with pytest.raises(MMBenchError, match="written by a newer mmbench .schema version 99"):
+        Store(tmp_path / "s.sqlite")

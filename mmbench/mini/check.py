@@ -25,6 +25,24 @@ CARD_METRICS = {
     "mini-llava-blind": {"vqa_accuracy": ("mini-vqa", "vqa_accuracy"), "cider": ("mini-captions", "CIDEr-D")},
 }
 GENERATION_METRICS = ("fid", "kid", "clip_score")
+# The quality bars the zoo was trained to (README): (model, task, metric) -> minimum on the full test split
+BARS = {("mini-clip", "mini-zeroshot", "top1"): 0.85, ("mini-clip", "mini-retrieval", "t2i_R@5"): 0.6,
+        **{(m, "mini-vqa", "vqa_accuracy"): 0.6 for m in ("mini-llava", "mini-flamingo")},
+        **{(m, "mini-captions", "CIDEr-D"): 0.5 for m in ("mini-llava", "mini-flamingo")}}
+BLIND_MARGIN = 0.2  # mini-llava-blind's VQA accuracy is at least this far below both bridges'
+
+
+def check_bars(values: dict) -> list[str]:
+    """The bars a run's computed scores must clear (only for the results the run has)."""
+    problems = [f"{m} {t} {metric}: {values[(m, t, metric)]} is below the bar {bar}"
+                for (m, t, metric), bar in BARS.items()
+                if values.get((m, t, metric)) is not None and values[(m, t, metric)] < bar]
+    blind = values.get(("mini-llava-blind", "mini-vqa", "vqa_accuracy"))
+    for m in ("mini-llava", "mini-flamingo"):
+        seeing = values.get((m, "mini-vqa", "vqa_accuracy"))
+        if blind is not None and seeing is not None and blind > seeing - BLIND_MARGIN:
+            problems.append(f"mini-llava-blind VQA {blind} is not {BLIND_MARGIN} below {m}'s {seeing}")
+    return problems
 
 
 def card_expectations(model: str) -> list[tuple[str, str, str]]:
@@ -58,7 +76,7 @@ def check_run(run: RunResult) -> tuple[list[str], int]:
             compared += 1
             if got is None or round(float(got), _digits(expected)) != float(expected):
                 problems.append(f"{model} {task} {metric}: card {expected}, run {got}")
-    return problems, compared
+    return problems + check_bars(values), compared
 
 
 def main(argv: list[str]) -> int:
