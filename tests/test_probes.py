@@ -173,3 +173,41 @@ def test_attention_reuses_the_greedy_generation_and_equals_a_fresh_one(tmp_path)
     original = adapter._generate_ids
     adapter._generate_ids = lambda *a: calls.append(1) or original(*a)
     assert adapter.image_attention(prepared, config) == fresh and not calls  # no second generation
+
+
+def test_both_probes_are_wrapping_tasks_with_one_aggregator():
+    """The two probe kinds share the wrapping base: its per-condition statistics and their aggregator."""
+    from mmbench.metrics.api import aggregator_for
+    from mmbench.tasks.probe import ModalityProbe
+    from mmbench.tasks.probe_embedding import EmbeddingProbe
+    from mmbench.tasks.wrapping import WrappingTask
+
+    assert issubclass(ModalityProbe, WrappingTask) and issubclass(EmbeddingProbe, WrappingTask)
+    assert aggregator_for("kind:probe") is aggregator_for("kind:embedding-probe") is WrappingTask.aggregate
+
+
+def test_condition_statistics_aggregate_to_values_and_reliance():
+    from mmbench.metrics import reliance as rel
+    from mmbench.metrics.base import subset
+    from mmbench.tasks.wrapping import aggregate, condition_stats
+
+    real, blank, text = np.array([1.0, 1, 0, 1]), np.array([0.0, 1, 0, 0]), np.array([1.0, 0, 0, 1])
+    per = {"real": {"exact_match": real}, "blank": {"exact_match": blank}, "text-shuffled": {"exact_match": text}}
+    stats = condition_stats(per, aggregator="exact_match", metric="exact_match", higher_is_better=True, worst=0.0)
+    out = aggregate(stats)
+    assert out["exact_match[real]"] == 0.75 and out["exact_match[blank]"] == 0.25
+    assert out["exact_match[text-shuffled]"] == 0.5
+    assert out["image_reliance"] == pytest.approx(0.5) and out["relative_image_reliance"] == pytest.approx(2 / 3)
+    assert aggregate(subset(stats, np.array([0, 0, 3])))["exact_match[blank]"] == 0.0  # resamples stay paired
+    # lower is better (an error rate), speech conditions: reliance on the audio
+    audio = condition_stats({"real": {"exact_match": np.array([0.0, 1.0])},
+                             "silence": {"exact_match": np.array([1.0, 1.0])}},
+                            aggregator="exact_match", metric="exact_match", higher_is_better=False, worst=1.0)
+    assert aggregate(audio) == {"exact_match[real]": 0.5, "exact_match[silence]": 1.0, "audio_reliance": 0.5,
+                                "relative_audio_reliance": 1.0}
+    lo, hi, reps = rel.reliance_interval(per, aggregate_exact, "exact_match", ["blank"], 4, resamples=50, seed=0)
+    assert lo <= hi and len(reps) == 50
+
+
+def aggregate_exact(stats):
+    return {"exact_match": float(np.mean(stats["exact_match"]))}

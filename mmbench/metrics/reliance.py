@@ -9,13 +9,19 @@ thresholds mean "share of the score that depends on the input":
 - ``uses-image``: the lower end of the 95% CI of relative reliance is at least USES_THRESHOLD (0.25);
 - ``collapsed``:  the upper end is below COLLAPSED_THRESHOLD (0.10);
 - ``weak``:       anything in between (including an interval too wide to decide).
+
+The interval (:func:`reliance_interval`) resamples items with the shared engine
+(``mmbench.metrics.resampling``), the same item indices under every input, so the comparison is paired.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
+
+from mmbench.metrics.base import Aggregator, ItemStats, subset
+from mmbench.metrics.resampling import BOOTSTRAP, percentile_interval, replicates, rng_for
 
 USES_THRESHOLD = 0.25
 COLLAPSED_THRESHOLD = 0.10
@@ -42,14 +48,23 @@ def verdict(ci_low: float, ci_high: float) -> str:
     return "weak"
 
 
-def paired_bootstrap(score_fn: Callable[[np.ndarray], tuple[float, float]], n_items: int, resamples: int = 1000,
-                     seed: int = 0, alpha: float = 0.05) -> tuple[float, float, np.ndarray]:
-    """Percentile CI of ``score_fn(idx)[1]`` (relative reliance) over item resamples shared by every
-    condition (the same items under each input, so the comparison is paired)."""
-    rng = np.random.default_rng(seed)
-    values = np.array([score_fn(rng.integers(0, n_items, n_items))[1] for _ in range(resamples)])
-    lo, hi = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi), values
+def reliance_interval(per_condition: Mapping[str, ItemStats], aggregate: Aggregator, metric: str,
+                      ablations: Sequence[str], n_items: int, higher_is_better: bool = True, worst: float = 0.0,
+                      resamples: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float, np.ndarray]:
+    """Percentile CI of relative reliance over item resamples shared by every condition: ``per_condition``
+    holds the wrapped task's per-item statistics under ``real`` and each of ``ablations`` (the same items in
+    the same order), ``aggregate`` recomputes ``metric`` from them. The draws are the engine's stream of
+    ``seed`` alone (``rng_for(seed)``). Returns (low, high, the replicates)."""
+
+    def statistic(idx: np.ndarray) -> dict[str, float]:
+        values = {c: aggregate(subset(per_condition[c], idx))[metric] for c in ["real", *ablations]}
+        _, relative, _ = reliance(values["real"], {c: values[c] for c in ablations}, higher_is_better, worst)
+        return {"relative": relative}
+
+    values = replicates(n_items, resamples, rng_for(seed), statistic=statistic, names=["relative"],
+                        scheme=BOOTSTRAP)["relative"]
+    low, high = percentile_interval(values, alpha)
+    return low, high, values
 
 
 def answer_change_rate(real: list[str], other: list[str]) -> float:

@@ -1,81 +1,52 @@
 """A Leaderboard as one self-contained HTML page: sortable table, caption and notes, plots, output samples.
 
-Everything is inline (CSS, one small script, plots as base64 PNG), so the file can be mailed, committed or
-opened offline. Everything that comes from runs (model and task names, variants, notes, model outputs) is
-escaped with ``html.escape``; as a second line of defence the page's Content-Security-Policy allows only
-its own script (by hash) and ``data:`` images, so markup that slipped into a run could not execute either.
+The page is rendered from the Jinja2 template ``templates/leaderboard.html.jinja`` (with its script and style
+beside it) in an environment with autoescaping, so everything that comes from runs (model and task names,
+variants, notes, model outputs) is escaped by the template engine; this module only turns a Leaderboard into
+plain values for it (display strings, sort keys, tooltips, base64 images). Everything is inline (CSS, one
+small script, plots and generated images as base64 PNG), so the file can be mailed, committed or opened
+offline. As a second line of defence the page's Content-Security-Policy allows only its own script (by
+hash) and ``data:`` images, so markup that slipped into a run could not execute either.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import json
 import math
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
+
+import jinja2
 
 from mmbench.report import plots
 from mmbench.report.leaderboard import Leaderboard
 from mmbench.report.render import average_parts, caption_sentences, fmt_memory, fmt_rate, headers
-from mmbench.report.select import SAMPLE_IMAGE_KEY
 
+TEMPLATE = "leaderboard.html.jinja"
 _SAMPLE_CHARS = 400
-
-# Sorting: a click on a header orders the rows by that column's data-v (numbers numerically, best first on the
-# first click; text A-Z); cells without a value stay last in both directions; a second click reverses.
-_SCRIPT = """
-document.querySelectorAll("table.sortable").forEach(function (table) {
-  var heads = table.querySelectorAll("thead th");
-  heads.forEach(function (th, col) {
-    th.addEventListener("click", function () {
-      var numeric = th.dataset.type === "num";
-      var current = th.getAttribute("aria-sort");
-      var next = current ? (current === "ascending" ? "descending" : "ascending")
-                         : (numeric ? "descending" : "ascending");
-      heads.forEach(function (h) { h.removeAttribute("aria-sort"); });
-      th.setAttribute("aria-sort", next);
-      var dir = next === "ascending" ? 1 : -1;
-      var body = table.tBodies[0];
-      var rows = Array.prototype.slice.call(body.rows);
-      rows.sort(function (a, b) {
-        var x = a.cells[col].dataset.v || "", y = b.cells[col].dataset.v || "";
-        if (x === "" || y === "") { return (x === "") - (y === ""); }
-        return dir * (numeric ? parseFloat(x) - parseFloat(y) : x.localeCompare(y));
-      });
-      rows.forEach(function (r) { body.appendChild(r); });
-    });
-  });
-});
-"""
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
-.table-wrap { overflow-x: auto; }
-table { border-collapse: collapse; margin: 1em 0; }
-th, td { padding: .35em .7em; border-bottom: 1px solid #ddd; text-align: right; vertical-align: top; }
-#leaderboard td { white-space: nowrap; }
-th:first-child, td:first-child { text-align: left; }
-thead th { border-bottom: 2px solid #444; cursor: pointer; user-select: none; white-space: nowrap; }
-thead th[aria-sort="ascending"]::after { content: " \\2191"; }
-thead th[aria-sort="descending"]::after { content: " \\2193"; }
-td.best { font-weight: bold; }
-.up { color: #1a7f37; } .down { color: #cf222e; }
-.caption, .notes { font-size: .9em; color: #444; }
-figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-img.sample { width: 64px; height: 64px; image-rendering: pixelated; }
-table.samples td { text-align: left; white-space: pre-wrap; font-family: ui-monospace, monospace;
-                   font-size: .85em; max-width: 40em; overflow-wrap: anywhere; }
-details { margin: .5em 0; } summary { cursor: pointer; font-weight: 600; }
-"""
+MAX_SAMPLE_IMAGE_BYTES = 256 * 1024  # a generated image larger than this is not inlined
 
 _PLOT_TITLES = {"task_bars": "Scores per task with bootstrap intervals",
                 "score_vs_throughput": "Score vs throughput",
                 "curves": "Curves (e.g. error vs noise, quality vs guidance)"}
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+def _sha256_base64(text: Any) -> str:
+    """The CSP source hash of a script: base64 of the SHA-256 of its UTF-8 text."""
+    return base64.b64encode(hashlib.sha256(str(text).encode("utf-8")).digest()).decode("ascii")
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """The Jinja2 environment of the report templates (mmbench/report/templates): autoescaping on, and an
+    undefined value is an error rather than an empty string."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("mmbench.report", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["sha256_base64"] = _sha256_base64
+    return env
 
 
 def _present(value: Any) -> bool:
@@ -83,6 +54,7 @@ def _present(value: Any) -> bool:
 
 
 def _num(value: Any) -> str:
+    """A sort key (data-v): the number's repr, "" when there is none."""
     try:
         f = float(value)
     except (TypeError, ValueError):
@@ -90,21 +62,25 @@ def _num(value: Any) -> str:
     return "" if math.isnan(f) else repr(f)
 
 
-def _table(lb: Leaderboard) -> str:
+def _cell(text: str, v: str = "", title: str | None = None, best: bool = False, sig: int = 0) -> dict:
+    """One table cell for the template: shown text, sort key, tooltip (None: no title attribute), bold, mark."""
+    return {"text": text, "v": v, "title": title, "best": best, "sig": sig}
+
+
+def _table(lb: Leaderboard) -> dict:
     d = lb.definition
     level = f"{100 * (1 - lb.settings['alpha']):g}%"
     heads = headers(lb)
     types = ["text"] + ["num"] * (len(heads) - 1)
-    head = "".join(f'<th data-type="{t}" tabindex="0">{_e(h)}</th>' for h, t in zip(heads, types))
     rows_by_model = {r["model"]: r for r in lb.rows.to_dict(orient="records")}
-    body = []
+    rows = []
     for model in lb.models:
-        tds = [f'<td data-v="{_e(model)}">{_e(model)}</td>']
+        cells = [_cell(str(model), str(model))]
         for col in d.columns:
             cell = lb.cell(model, col.label)
             if cell is None or not _present(cell.get("value")) or cell.get("unavailable"):
-                why = "" if cell is None else _e(cell.get("unavailable") or "")
-                tds.append(f'<td data-v="" title="{why}">{"—" if cell is None else "n/a"}</td>')
+                why = "" if cell is None else str(cell.get("unavailable") or "")
+                cells.append(_cell("—" if cell is None else "n/a", "", why))
                 continue
             scale = float(cell["scale"])
             value = float(cell["value"]) * scale
@@ -117,35 +93,24 @@ def _table(lb: Leaderboard) -> str:
                 tip = f"no interval: {cell.get('note') or 'not available'}; n = {cell['n']}"
             if _present(cell.get("p_vs_baseline")):
                 tip += f"; p vs baseline (Holm) = {float(cell['p_vs_baseline']):.3g}"
-            sig = int(cell.get("sig") or 0)
-            mark = ' <span class="up">▲</span>' if sig > 0 else ' <span class="down">▼</span>' if sig < 0 else ""
-            cls = ' class="best"' if cell.get("best") else ""
             # Sorting key: the oriented value, so "descending" always puts the best first.
             key = value if cell.get("higher_is_better", True) else -value
-            tds.append(f'<td{cls} data-v="{_num(key)}" title="{_e(tip)}">{_e(text)}{mark}</td>')
+            cells.append(_cell(text, _num(key), tip, bool(cell.get("best")), int(cell.get("sig") or 0)))
         row = rows_by_model.get(model, {})
         if d.average_label:
             value, half = average_parts(row, d.digits)
-            shown = _e(value + (" ± " + half if half else "")) or "—"
-            tds.append(f'<td data-v="{_num(row.get("average"))}">{shown}</td>')
+            cells.append(_cell((value + (" ± " + half if half else "")) or "—", _num(row.get("average"))))
         rate, mem = row.get("items_per_s"), row.get("peak_memory_bytes")
-        tds.append(f'<td data-v="{_num(rate)}" title="{_e(row.get("efficiency_tasks") or "")}">'
-                   f'{_e(fmt_rate(rate)) or "—"}</td>')
-        tds.append(f'<td data-v="{_num(mem)}" title="{_e(row.get("peak_memory_kind") or "")}">'
-                   f'{_e(fmt_memory(mem)) or "—"}</td>')
-        body.append("<tr>" + "".join(tds) + "</tr>")
-    return (f'<div class="table-wrap"><table id="leaderboard" class="sortable"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+        cells.append(_cell(fmt_rate(rate) or "—", _num(rate), str(row.get("efficiency_tasks") or "")))
+        cells.append(_cell(fmt_memory(mem) or "—", _num(mem), str(row.get("peak_memory_kind") or "")))
+        rows.append(cells)
+    return {"heads": [{"label": h, "type": t} for h, t in zip(heads, types)], "rows": rows}
 
 
-def _plots(lb: Leaderboard) -> str:
-    parts = []
-    for name, fig in plots.figures(lb).items():
-        data = base64.b64encode(plots.png_bytes(fig)).decode("ascii")
-        title = _PLOT_TITLES.get(name, name)
-        parts.append(f'<figure><img class="plot" id="plot-{_e(name)}" alt="{_e(title)}" '
-                     f'src="data:image/png;base64,{data}"><figcaption>{_e(title)}</figcaption></figure>')
-    return "".join(parts)
+def _plots(lb: Leaderboard) -> list[dict]:
+    return [{"name": name, "title": _PLOT_TITLES.get(name, name),
+             "png_base64": base64.b64encode(plots.png_bytes(fig)).decode("ascii")}
+            for name, fig in plots.figures(lb).items()]
 
 
 def _value_text(value: Any) -> str:
@@ -153,50 +118,39 @@ def _value_text(value: Any) -> str:
     return text if len(text) <= _SAMPLE_CHARS else text[: _SAMPLE_CHARS - 1] + "…"
 
 
-def _image_cell(sample: dict) -> str:
-    """A generated image, inline (base64 PNG; the page's CSP allows only data: images)."""
-    data = sample.get(SAMPLE_IMAGE_KEY)
-    if not isinstance(data, str) or not data.isascii() or not data.replace("+", "").replace("/", "").rstrip("=").isalnum():
-        return "<td></td>"
-    return f'<td><img class="sample" alt="generated image" src="data:image/png;base64,{data}"></td>'
+def sample_image(sample: dict, artifacts: Path | None) -> str | None:
+    """The generated image of a sample (text-to-image: ``image`` names a PNG saved in the result's artifacts
+    folder) as base64 for a ``data:`` URI; None when there is none, it lies outside that folder, or it is
+    larger than MAX_SAMPLE_IMAGE_BYTES."""
+    name = sample.get("image")
+    if artifacts is None or not isinstance(name, str) or not name.endswith(".png"):
+        return None
+    try:
+        root = artifacts.resolve()
+        path = (root / name).resolve()
+        if not path.is_relative_to(root) or not path.is_file() or path.stat().st_size > MAX_SAMPLE_IMAGE_BYTES:
+            return None
+        return base64.b64encode(path.read_bytes()).decode("ascii")
+    except (OSError, ValueError):
+        return None
 
 
-def _samples(lb: Leaderboard) -> str:
-    parts = []
-    for model, task, samples in lb.samples:
-        keys = [k for k in dict.fromkeys(k for s in samples for k in s) if k != SAMPLE_IMAGE_KEY]
-        with_images = any(SAMPLE_IMAGE_KEY in s for s in samples)
-        head = ("<th>output</th>" if with_images else "") + "".join(f"<th>{_e(k)}</th>" for k in keys)
-        rows = "".join("<tr>" + (_image_cell(s) if with_images else "")
-                       + "".join(f"<td>{_e(_value_text(s.get(k, '')))}</td>" for k in keys) + "</tr>"
-                       for s in samples)
-        parts.append(f"<details><summary>{_e(model)} / {_e(task)}: first {len(samples)} items</summary>"
-                     f'<table class="samples"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></details>')
-    return "".join(parts)
+def _samples(lb: Leaderboard) -> list[dict]:
+    out = []
+    for group in lb.samples:
+        keys = list(dict.fromkeys(k for s in group.samples for k in s))
+        images = [sample_image(s, group.artifacts) for s in group.samples]
+        out.append({"model": group.model, "task": group.task, "columns": keys,
+                    "with_images": any(i is not None for i in images),
+                    "rows": [{"png_base64": image, "cells": [_value_text(s.get(k, "")) for k in keys]}
+                             for s, image in zip(group.samples, images)]})
+    return out
 
 
 def to_html(lb: Leaderboard) -> str:
     """The self-contained page (a str of HTML)."""
     d = lb.definition
-    script_hash = base64.b64encode(hashlib.sha256(_SCRIPT.encode("utf-8")).digest()).decode("ascii")
-    csp = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'"
-    title = d.title or f"Leaderboard {d.name}"
-    caption = " ".join(caption_sentences(lb, "html")[1:])
-    notes = "".join(f"<li>{_e(n)}</li>" for n in lb.notes)
-    plots_html = _plots(lb)
-    samples_html = _samples(lb)
-    return "".join([
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{csp}">',  # our constant: no quotes to escape
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{_e(title)}</h1>",
-        f'<p class="description">{_e(d.description)}</p>' if d.description else "",
-        _table(lb),
-        f'<p class="caption">{_e(caption)} Click a column header to sort.</p>',
-        f'<ul class="notes">{notes}</ul>',
-        f"<h2>Plots</h2>{plots_html}" if plots_html else "",
-        f"<h2>Model outputs</h2>{samples_html}" if samples_html else "",
-        f'<footer class="caption">Leaderboard definition: {_e(d.source or d.name)}.</footer>',
-        f"<script>{_SCRIPT}</script></body></html>\n",
-    ])
+    return environment().get_template(TEMPLATE).render(
+        title=d.title or f"Leaderboard {d.name}", description=d.description or "", table=_table(lb),
+        caption=" ".join(caption_sentences(lb, "html")[1:]), notes=list(lb.notes), plots=_plots(lb),
+        samples=_samples(lb), source=d.source or d.name)

@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -205,6 +205,16 @@ def auto_definition(store: Store, **selection) -> Definition:
 
 # ---------------------------------------------------------------------------------------------- building
 
+class SampleSet(NamedTuple):
+    """The first output samples of one result, and the folder of its artifacts (where a sample's ``image``
+    names a generated image; the HTML page inlines those)."""
+
+    model: str
+    task: str
+    samples: list[dict]
+    artifacts: Path | None = None
+
+
 @dataclass
 class Leaderboard:
     """The computed table: tidy cells, per-model rows, curve points, samples, settings and notes."""
@@ -214,7 +224,7 @@ class Leaderboard:
     cells: pd.DataFrame  # one row per (model, column) that has a result
     rows: pd.DataFrame  # per model: average (+ interval), items/s, peak memory
     curves: pd.DataFrame  # one row per (curve, model, point)
-    samples: list[tuple[str, str, list[dict]]]  # (model, task, first samples)
+    samples: list[SampleSet]  # (model, task, first samples, artifacts folder)
     settings: dict
     # One line per column first (metric, direction, scale, n, variant), then remarks (no interval and why,
     # approximations, subsets, failed items, pairs the significance test refused).
@@ -287,7 +297,8 @@ def build_leaderboard(definition: Definition, store: Store, *, models: Sequence[
     rows = _model_rows(definition, row_models, cells, records, boots, alpha)
     order = row_models if wanted else _rank(definition, row_models, cells, rows)
     curves = _curve_points(definition, records, row_models, B, seed, alpha, time_budget_s)
-    samples = [(m, t, records[(m, t)].samples(definition.samples)) for m in order
+    samples = [SampleSet(m, t, records[(m, t)].samples(definition.samples), records[(m, t)].artifacts_dir)
+               for m in order
                for t in dict.fromkeys(c.task for c in definition.columns)
                if (m, t) in records and definition.samples > 0]
     notes = _notes(definition, cells, records) + notes
@@ -298,7 +309,7 @@ def build_leaderboard(definition: Definition, store: Store, *, models: Sequence[
         notes.append(f"results of {', '.join(sorted(set(group['model'])))} on {', '.join(sorted(set(group['task'])))} "
                      f"come from run {run_id}, which is {group['run_status'].iloc[0]} (not complete: killed, "
                      f"interrupted or still running)")
-    return Leaderboard(definition, order, cells, rows, curves, [s for s in samples if s[2]], settings, notes)
+    return Leaderboard(definition, order, cells, rows, curves, [s for s in samples if s.samples], settings, notes)
 
 
 def _bootstrap_record(rec: ResultRecord, metrics: list[str], B: int, seed: int, alpha: float,

@@ -18,7 +18,6 @@ from tabulate import tabulate
 
 from mmbench.report.leaderboard import Leaderboard
 
-FORMATS = ("md", "latex", "csv", "json", "html")  # html: mmbench.report.html.to_html
 SUFFIXES = {".md": "md", ".markdown": "md", ".tex": "latex", ".csv": "csv", ".json": "json", ".html": "html",
             ".htm": "html"}
 MARKS = {"md": {1: " ▲", -1: " ▼"}, "html": {1: " ▲", -1: " ▼"}, "latex": {1: "$^{+}$", -1: "$^{-}$"}}

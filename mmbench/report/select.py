@@ -6,11 +6,13 @@ default) and ``metrics_frame`` gives the same selection one row per metric value
 the chosen rows back as :class:`ResultRecord` (the TaskResult plus its per-item statistics), which is what
 intervals and paired tests need. ``run_records`` does the same for one run given as a folder, a run id or
 ``model:NAME`` (the latest result of every task for that model), for ``mmbench compare``.
+
+Records are data only: where a result's files are (``run_dir``, ``artifacts_dir``) and what they hold.
+How they are shown (e.g. generated images inlined in the HTML page) is the renderers' business.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,8 +53,15 @@ class ResultRecord:
         return self.result.task
 
     def metric(self, name: str) -> dict | None:
-        """The metric dict called ``name`` (name, value, variant, higher_is_better, ...) or None."""
-        return next((m for m in self.result.metrics if m["name"] == name), None)
+        """The metric dict called ``name`` (name, value, variant, higher_is_better, ...) or None: the same
+        contract as TaskResult.metric, which it delegates to."""
+        return self.result.metric(name)
+
+    @property
+    def artifacts_dir(self) -> Path | None:
+        """The folder of the result's artifacts (submission files, generated images), None when unknown."""
+        rel = self.result.files.get("artifacts")
+        return self.run_dir / rel if rel and self.run_dir is not None else None
 
     def samples(self, limit: int) -> list[dict]:
         """The first ``limit`` lines of samples_<task>.jsonl (model outputs per item), [] when not found."""
@@ -63,24 +72,13 @@ class ResultRecord:
         if not path.is_file():
             return []
         out = []
-        art = self.run_dir / self.result.files["artifacts"] if self.result.files.get("artifacts") else None
         with open(path, encoding="utf-8") as fh:
             for line in fh:
                 if len(out) >= limit:
                     break
                 if line.strip():
-                    sample = json.loads(line)
-                    image = sample.get("image")
-                    # a generated image saved beside the run (text-to-image): attached for the HTML page
-                    if art is not None and isinstance(image, str) and image.endswith(".png") \
-                            and (art / image).is_file() and (art / image).stat().st_size <= MAX_SAMPLE_IMAGE_BYTES:
-                        sample[SAMPLE_IMAGE_KEY] = base64.b64encode((art / image).read_bytes()).decode("ascii")
-                    out.append(sample)
+                    out.append(json.loads(line))
         return out
-
-
-SAMPLE_IMAGE_KEY = "_image_png_base64"
-MAX_SAMPLE_IMAGE_BYTES = 256 * 1024
 
 
 def task_result_from_dict(d: dict) -> TaskResult:

@@ -23,21 +23,22 @@ Why hand-written rather than ``scipy.stats.bootstrap`` / ``permutation_test``: t
 observations for one statistic at a time, while ours are dict-of-arrays aggregators that compute many
 metrics per call, the paired test must reuse identical index draws for both runs (and every model on a task
 must see the same draws so leaderboard averages keep the correlation between columns); the resampling itself
-is a few lines of numpy. Holm is hand-written because scipy only ships Benjamini-Hochberg/Yekutieli and
-statsmodels would be a heavy dependency for one formula.
+is a few lines of numpy, in the engine shared with the probes (``mmbench.metrics.resampling``: the random
+streams, the draws in bounded blocks, the replicates, the percentile interval). Holm is hand-written because
+scipy only ships Benjamini-Hochberg/Yekutieli and statsmodels would be a heavy dependency for one formula.
 """
 
 from __future__ import annotations
 
 import time
-import zlib
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from mmbench.errors import MMBenchError
 from mmbench.metrics.base import CONST_PREFIX, subset
+from mmbench.metrics.resampling import BOOTSTRAP, SIGN_FLIP, percentile_interval, replicates, rng_for
 
 Aggregate = Callable[[Mapping[str, np.ndarray]], Mapping[str, float]]
 
@@ -45,8 +46,6 @@ DEFAULT_RESAMPLES = 1000
 DEFAULT_ALPHA = 0.05
 METHODS = ("bootstrap", "permutation")
 BOOTSTRAP_METHOD = "percentile bootstrap over items"
-ANALYTIC_METHOD = "sample standard deviation / sqrt(n): exact standard error of a mean of per-item values"
-_CHUNK_ELEMENTS = 2_000_000  # indices per block of resamples: bounds memory at ~16 MB per gathered array
 _REL_TOL = 1e-9
 
 
@@ -129,19 +128,6 @@ def resolve_aggregator(name: str | None) -> tuple[Aggregate | None, str | None]:
         return None, f"aggregator {name!r} cannot be used ({exc}), so its metrics cannot be recomputed on resamples"
 
 
-def rng_for(seed: int, stream: str = "") -> np.random.Generator:
-    """The generator for one stream (a task name) under ``seed``: the same task gets the same draws for
-    every model, different tasks get independent draws."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(stream.encode())]))
-
-
-def index_chunks(n: int, resamples: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Bootstrap index draws, ``[rows, n]`` blocks totalling ``resamples`` rows (bounded memory)."""
-    rows = max(1, _CHUNK_ELEMENTS // max(n, 1))
-    for start in range(0, resamples, rows):
-        yield rng.integers(0, n, size=(min(rows, resamples - start), n))
-
-
 def _check_settings(resamples: int, alpha: float, method: str = "bootstrap") -> None:
     if int(resamples) < 1:
         raise MMBenchError(f"the number of resamples must be at least 1, got {resamples}; 1000 is the default")
@@ -211,11 +197,6 @@ def analytic_se(values: np.ndarray) -> float | None:
     """Standard error of the mean of per-item values (None for fewer than two items)."""
     values = np.asarray(values, dtype=np.float64)
     return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else None
-
-
-def _percentile(replicates: np.ndarray, alpha: float) -> tuple[float, float]:
-    low, high = np.quantile(replicates, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
 
 
 # ------------------------------------------------------------------------------------------------ bootstrap
@@ -297,7 +278,7 @@ def bootstrap(stats: Mapping[str, object], aggregate: Aggregate | None, *, metri
             intervals[m] = none(m, f"the metric is undefined on {bad} of {resamples} resamples (e.g. no "
                                    f"reference words), so the bootstrap gives no interval")
             continue
-        low, high = _percentile(rep, alpha)
+        low, high = percentile_interval(rep, alpha)
         approx = value is not None and not _close(value, float(full[m]))
         note = _approximation(aggregate, m, float(full[m]), value) if approx else ""
         se_a = analytic_se(arrays[means[m]]) if m in means else None
@@ -321,16 +302,9 @@ def _replicates(arrays: dict[str, np.ndarray], n: int, aggregate: Aggregate, met
                 means: Mapping[str, str], resamples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Bootstrap replicates of ``metrics``: gathers for plain means, one aggregator call per resample else."""
     slow = [m for m in metrics if m not in means]
-    out: dict[str, list] = {m: [] for m in metrics}
-    for idx in index_chunks(n, resamples, rng):
-        for m in metrics:
-            if m in means:
-                out[m].append(arrays[means[m]].astype(np.float64)[idx].mean(axis=1))
-        if slow:
-            rows = [aggregate(subset(arrays, row)) for row in idx]
-            for m in slow:
-                out[m].append(np.array([_float(r.get(m)) for r in rows], dtype=np.float64))
-    return {m: np.concatenate(v) if v else np.zeros(0) for m, v in out.items()}
+    gathered = {m: arrays[means[m]].astype(np.float64) for m in metrics if m in means}
+    return replicates(n, resamples, rng, means=gathered, statistic=lambda idx: aggregate(subset(arrays, idx)),
+                      names=slow, scheme=BOOTSTRAP)
 
 
 # ------------------------------------------------------------------------------------------------- paired
@@ -428,7 +402,7 @@ def paired_test(base_stats: Mapping[str, object], new_stats: Mapping[str, object
             shifted = rep - d_hat  # the bootstrap distribution moved to the null of no difference
             p_two = (1 + np.count_nonzero(np.abs(shifted) >= abs(d_hat) - tol)) / (resamples + 1)
             p_worse = (1 + np.count_nonzero(sign * shifted <= sign * d_hat + tol)) / (resamples + 1)
-        low, high = _percentile(rep, alpha)
+        low, high = percentile_interval(rep, alpha)
         b, nw = _float(rb.get(m, full_b[m])), _float(rn.get(m, full_n[m]))
         diff = nw - b  # type: ignore[operator]
         notes = []
@@ -449,17 +423,14 @@ def _difference(new: Mapping[str, float], base: Mapping[str, float], metric: str
 def _paired_replicates(base: dict[str, np.ndarray], new: dict[str, np.ndarray], n: int, aggregate: Aggregate,
                        metrics: Sequence[str], diffs: Mapping[str, np.ndarray], resamples: int,
                        rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """NEW-minus-BASE replicates: both runs resampled with the same item indices."""
     slow = [m for m in metrics if m not in diffs]
-    out: dict[str, list] = {m: [] for m in metrics}
-    for idx in index_chunks(n, resamples, rng):
-        for m, d in diffs.items():
-            out[m].append(d[idx].mean(axis=1))
-        if slow:
-            rows = [(aggregate(subset(new, r)), aggregate(subset(base, r)))
-                    for r in idx]
-            for m in slow:
-                out[m].append(np.array([_difference(a, b, m) for a, b in rows], dtype=np.float64))
-    return {m: np.concatenate(v) if v else np.zeros(0) for m, v in out.items()}
+
+    def statistic(idx: np.ndarray) -> dict[str, float]:
+        a, b = aggregate(subset(new, idx)), aggregate(subset(base, idx))
+        return {m: _difference(a, b, m) for m in slow}
+
+    return replicates(n, resamples, rng, means=diffs, statistic=statistic, names=slow, scheme=BOOTSTRAP)
 
 
 def _permutation_replicates(base: dict[str, np.ndarray], new: dict[str, np.ndarray], n: int,
@@ -467,25 +438,20 @@ def _permutation_replicates(base: dict[str, np.ndarray], new: dict[str, np.ndarr
                             resamples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """NEW-minus-BASE statistics after swapping each item's statistics between the runs with probability 1/2."""
     slow = [m for m in metrics if m not in diffs]
-    out: dict[str, list] = {m: [] for m in metrics}
-    rows = max(1, _CHUNK_ELEMENTS // max(n, 1))
-    for start in range(0, resamples, rows):
-        swap = rng.random(size=(min(rows, resamples - start), n)) < 0.5
-        for m, d in diffs.items():
-            out[m].append((d[None, :] * np.where(swap, -1.0, 1.0)).mean(axis=1))
-        for s in swap if slow else ():
-            mixed_new, mixed_base = {}, {}
-            for k, values in new.items():
-                if k.startswith(CONST_PREFIX):  # the same for every item: each run keeps its own
-                    mixed_new[k], mixed_base[k] = values, base[k]
-                    continue
-                mask = s.reshape((n,) + (1,) * (values.ndim - 1))
-                mixed_new[k] = np.where(mask, base[k], values)
-                mixed_base[k] = np.where(mask, values, base[k])
-            a, b = aggregate(mixed_new), aggregate(mixed_base)
-            for m in slow:
-                out[m].append(np.array([_difference(a, b, m)]))
-    return {m: np.concatenate(v) if v else np.zeros(0) for m, v in out.items()}
+
+    def statistic(swap: np.ndarray) -> dict[str, float]:
+        mixed_new, mixed_base = {}, {}
+        for k, values in new.items():
+            if k.startswith(CONST_PREFIX):  # the same for every item: each run keeps its own
+                mixed_new[k], mixed_base[k] = values, base[k]
+                continue
+            mask = swap.reshape((n,) + (1,) * (values.ndim - 1))
+            mixed_new[k] = np.where(mask, base[k], values)
+            mixed_base[k] = np.where(mask, values, base[k])
+        a, b = aggregate(mixed_new), aggregate(mixed_base)
+        return {m: _difference(a, b, m) for m in slow}
+
+    return replicates(n, resamples, rng, means=diffs, statistic=statistic, names=slow, scheme=SIGN_FLIP)
 
 
 # ------------------------------------------------------------------------------------------------- Holm

@@ -12,6 +12,9 @@ per-condition scores, the reliance on the input with a paired-bootstrap CI, and 
   tested in setup); ``text-shuffled`` (another item's question with the real image: reliance on the text).
 - speech tasks: ``real``; ``silence`` (zeros of the same length); ``noise`` (white noise at the utterance's
   RMS). Also the hallucination rate: the share of ablated inputs for which the model produced any word.
+
+What every wrapping kind shares (building the wrapped task, delegation, the per-condition statistics and
+their aggregation) is in ``mmbench/tasks/wrapping.py``.
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ from mmbench.seeding import stable_seed
 from mmbench.data.images import load_image
 from mmbench.errors import ItemError, MMBenchError
 from mmbench.metrics import reliance as rel
-from mmbench.metrics.base import CONST_PREFIX, MetricValue, subset
+from mmbench.metrics.base import MetricValue
 from mmbench.metrics.api import aggregator_for
 from mmbench.specs import TaskSpec
-from mmbench.tasks.base import Batch, ScoreReport, Task
-from mmbench.tasks.catalog import build_task
+from mmbench.tasks.base import Batch, ScoreReport
+from mmbench.tasks.wrapping import TEXT_CONDITIONS, WrappingTask, condition_stats, modality_ablations
 
 IMAGE_CONDITIONS = ("real", "blank", "noise", "shuffled", "none", "text-shuffled")
 AUDIO_CONDITIONS = ("real", "silence", "noise")
@@ -72,21 +75,13 @@ def derangement(n: int, seed: int) -> np.ndarray:
     return perm
 
 
-class ModalityProbe(Task):
+class ModalityProbe(WrappingTask):
     kind: ClassVar[str] = "probe"
     Config: ClassVar[type] = ProbeConfig
     default_batch_size: ClassVar[int] = 8
 
-    @staticmethod
-    def aggregate(stats: Mapping[str, np.ndarray]) -> dict[str, float]:
-        """The probe's values recomputed from its per-item statistics (see the module-level aggregate)."""
-        return aggregate(stats)
-
     def __init__(self, spec, ctx) -> None:
         super().__init__(spec, ctx)
-        w = self.config.wraps
-        self.inner = build_task(TaskSpec(name=w["name"], kind=w["kind"], config=w["config"],
-                                         source=w.get("source", "")), ctx)
         self.requires = self.inner.requires  # the probe needs what the wrapped task needs
         if self.requires not in (Capability.GENERATE_TEXT, Capability.TRANSCRIBE):
             raise MMBenchError(f"task {self.name!r}: probes wrap image+prompt->text or speech tasks; "
@@ -108,32 +103,23 @@ class ModalityProbe(Task):
         self._donors: dict[str, dict] | None = None
 
     # -- data: the wrapped task's, each item once per condition -----------------------------------------------
-    def load_data(self):
-        return self.inner.data
-
     def items(self) -> list[dict]:
         inner = self.inner.items()
         return [{**it, "id": f"{c}{SEP}{it['id']}", "_condition": c, "_inner": it["id"]}
                 for c in self.conditions if c not in self.unavailable for it in inner]
-
-    @property
-    def is_subset(self) -> bool:
-        return self.inner.is_subset
 
     def output_config(self) -> dict:
         return {"wraps": self.inner.fingerprint(), "conditions": list(self.conditions), "noise_std": self.config.noise_std}
 
     def describe(self) -> dict:
         d = super().describe()
-        d["wrapped_task"] = self.inner.describe()
         d["conditions"] = [c for c in self.conditions if c not in self.unavailable]
         d["unavailable_conditions"] = dict(self.unavailable)
         return d
 
     # -- conditions -------------------------------------------------------------------------------------------
     def setup(self, model: Any, memo: Callable) -> None:
-        self.inner.shared = self.shared
-        self.inner.setup(model, memo)
+        super().setup(model, memo)
         if "none" in self.conditions and not self.audio:
             try:  # does the model accept a request without an image?
                 req = [GenerationRequest(prompt="Describe this.", images=())]
@@ -237,33 +223,25 @@ class ModalityProbe(Task):
         real_report = reports["real"]
         higher = next(m.higher_is_better for m in real_report.metrics if m.name == self.metric)
         value = {c: next(m.value for m in r.metrics if m.name == self.metric) for c, r in reports.items()}
-        aggregate = aggregator_for(real_report.aggregator)
-        stats = {f"{CONST_PREFIX}{k}": np.asarray(v) for k, v in
-                 {"aggregator": real_report.aggregator, "metric": self.metric, "higher_is_better": higher,
-                  "worst": self.worst, "conditions": ",".join(conditions)}.items()}
-        for c, r in reports.items():
-            stats.update({f"{c}/{k}": np.asarray(v) for k, v in r.stats.items()})
-        image_conds = [c for c in conditions if c not in ("real", "text-shuffled")]
+        inner_aggregate = aggregator_for(real_report.aggregator)
+        per_cond = {c: r.stats for c, r in reports.items()}
+        stats = condition_stats(per_cond, aggregator=real_report.aggregator, metric=self.metric,
+                                higher_is_better=higher, worst=self.worst)
+        image_conds = modality_ablations(conditions)
+        text_conds = [c for c in conditions if c in TEXT_CONDITIONS]
         modality = "audio" if self.audio else "image"
         metrics = [MetricValue(f"{self.metric}[{c}]", value[c], f"{self.inner.name} {self.metric} with "
                                f"{CONDITION_TEXT[c]}", higher) for c in conditions]
         notes = [f"{'condition ' + c if c != 'attention' else 'attention measure'} unavailable: {why}"
                  for c, why in self.unavailable.items()]
         n = len(next(iter(real_report.stats.values())))
-        per_cond = {c: r.stats for c, r in reports.items()}
 
-        def reliance_of(ablations: list[str]) -> Callable[[np.ndarray], tuple[float, float]]:
-            def fn(idx: np.ndarray) -> tuple[float, float]:
-                vals = {c: aggregate(subset(per_cond[c], idx))[self.metric] for c in ["real", *ablations]}
-                absolute, relative, _ = rel.reliance(vals["real"], {c: vals[c] for c in ablations}, higher, self.worst)
-                return absolute, relative
-            return fn
-
-        for label, ablations in ((modality, image_conds), ("text", ["text-shuffled"] if "text-shuffled" in conditions else [])):
+        for label, ablations in ((modality, image_conds), ("text", text_conds)):
             if not ablations:
                 continue
             absolute, relative, best = rel.reliance(value["real"], {c: value[c] for c in ablations}, higher, self.worst)
-            lo, hi, _ = rel.paired_bootstrap(reliance_of(ablations), n, self.config.resamples, self.ctx.seed)
+            lo, hi, _ = rel.reliance_interval(per_cond, inner_aggregate, self.metric, ablations, n, higher, self.worst,
+                                              self.config.resamples, self.ctx.seed)
             word = rel.verdict(lo, hi).replace("image", label)
             extra = {"ci95": [lo, hi], "verdict": word, "best_ablation": best, "resamples": self.config.resamples,
                      "seed": self.ctx.seed}
@@ -318,20 +296,3 @@ def probe_spec(inner: TaskSpec) -> TaskSpec:
     if inner.config.get("batch_size"):  # batched like the wrapped task (a throughput setting, never a score's)
         config["batch_size"] = inner.config["batch_size"]
     return TaskSpec(name=name, kind=kind, config=config, source=inner.source)
-
-
-def aggregate(stats: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """Per-condition metric values and reliance recomputed from the probe's per-item statistics."""
-    const = {k[len(CONST_PREFIX):]: np.asarray(v).item() for k, v in stats.items() if k.startswith(CONST_PREFIX)}
-    inner = aggregator_for(const["aggregator"])
-    metric, conditions = const["metric"], const["conditions"].split(",")
-    values = {c: inner({k.split("/", 1)[1]: v for k, v in stats.items() if k.startswith(f"{c}/")})[metric]
-              for c in conditions}
-    out = {f"{metric}[{c}]": v for c, v in values.items()}
-    ablations = [c for c in conditions if c not in ("real", "text-shuffled")]
-    if ablations:
-        absolute, relative, _ = rel.reliance(values["real"], {c: values[c] for c in ablations},
-                                             bool(const["higher_is_better"]), float(const["worst"]))
-        modality = "audio" if "silence" in conditions else "image"
-        out[f"{modality}_reliance"], out[f"relative_{modality}_reliance"] = absolute, relative
-    return out

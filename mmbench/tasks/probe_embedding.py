@@ -14,7 +14,7 @@ the floor a model that ignores content would reach, giving image reliance with a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
@@ -22,11 +22,10 @@ from mmbench.capabilities import Capability
 from mmbench.errors import MMBenchError
 from mmbench.metrics import reliance as rel
 from mmbench.metrics import retrieval
-from mmbench.metrics.base import CONST_PREFIX, MetricValue, subset
-from mmbench.specs import TaskSpec
-from mmbench.tasks.base import Batch, ScoreReport, Task
-from mmbench.tasks.catalog import build_task
+from mmbench.metrics.base import MetricValue
+from mmbench.tasks.base import ScoreReport
 from mmbench.tasks.probe import derangement
+from mmbench.tasks.wrapping import WrappingTask, condition_stats
 
 
 @dataclass(frozen=True)
@@ -47,55 +46,26 @@ def uniformity(x: np.ndarray, max_n: int = 2000) -> float:
     return float(np.log(np.mean(np.exp(-2.0 * d2[off]))))
 
 
-class EmbeddingProbe(Task):
+class EmbeddingProbe(WrappingTask):
+    """The wrapped retrieval task's own items and outputs (its cache entries), scored twice: with the true
+    pairing and with captions re-assigned to other images."""
+
     kind: ClassVar[str] = "embedding-probe"
-
-    @staticmethod
-    def aggregate(stats: Mapping[str, np.ndarray]) -> dict[str, float]:
-        """Real and shuffled recall and the reliance, from the probe's per-item statistics."""
-        from mmbench.tasks.probe import aggregate
-
-        return aggregate(stats)
     requires: ClassVar[Capability] = Capability.EMBED
     Config: ClassVar[type] = EmbeddingProbeConfig
     default_batch_size: ClassVar[int] = 64
 
     def __init__(self, spec, ctx) -> None:
         super().__init__(spec, ctx)
-        w = self.config.wraps
-        self.inner = build_task(TaskSpec(name=w["name"], kind=w["kind"], config=w["config"],
-                                         source=w.get("source", "")), ctx)
         if self.inner.kind != "retrieval":
             raise MMBenchError(f"task {self.name!r}: the embedding probe wraps a retrieval task (images with "
                                f"captions); {self.inner.name!r} is {self.inner.kind!r}")
-
-    def load_data(self):
-        return self.inner.data
-
-    def items(self) -> list[dict]:
-        return self.inner.items()
-
-    @property
-    def is_subset(self) -> bool:
-        return self.inner.is_subset
 
     def output_config(self) -> dict:
         return self.inner.output_config()  # same per-item outputs as the wrapped task: its cache entries match
 
     def fingerprint(self) -> str:
         return self.inner.fingerprint()
-
-    def describe(self) -> dict:
-        return {**super().describe(), "wrapped_task": self.inner.describe()}
-
-    def setup(self, model: Any, memo: Callable) -> None:
-        self.inner.setup(model, memo)
-
-    def prepare(self, model: Any, items: list[dict]) -> Batch:
-        return self.inner.prepare(model, items)
-
-    def predict(self, model: Any, batch: Batch) -> list[dict]:
-        return self.inner.predict(model, batch)
 
     def score(self, items: list[dict], outputs: list[dict | None]) -> ScoreReport:
         kept = [o for o in outputs if o is not None]
@@ -110,15 +80,10 @@ class EmbeddingProbe(Task):
         real_stats, shuf_stats = real_extra["stats"], shuf_extra["stats"]
         metric = self.config.metric
         real_v, shuf_v = retrieval.aggregate(real_stats)[metric], retrieval.aggregate(shuf_stats)[metric]
-
-        def fn(idx: np.ndarray) -> tuple[float, float]:
-            r = retrieval.aggregate(subset(real_stats, idx))[metric]
-            s = retrieval.aggregate(subset(shuf_stats, idx))[metric]
-            a, relative, _ = rel.reliance(r, {"shuffled": s})
-            return a, relative
-
+        per_cond = {"real": real_stats, "shuffled": shuf_stats}
         absolute, relative, _ = rel.reliance(real_v, {"shuffled": shuf_v})
-        lo, hi, _ = rel.paired_bootstrap(fn, len(kept), self.config.resamples, self.ctx.seed)
+        lo, hi, _ = rel.reliance_interval(per_cond, retrieval.aggregate, metric, ["shuffled"], len(kept),
+                                          resamples=self.config.resamples, seed=self.ctx.seed)
         word = rel.verdict(lo, hi)
         extra = {"ci95": [lo, hi], "verdict": word, "resamples": self.config.resamples, "seed": self.ctx.seed}
         gap = float(np.linalg.norm(img.mean(0) - txt.mean(0)))
@@ -141,10 +106,7 @@ class EmbeddingProbe(Task):
                                                             "(Wang & Isola 2020, t=2; first 2000)",
                         higher_is_better=False),
         ]
-        stats = {**{f"real/{k}": v for k, v in real_stats.items()}, **{f"shuffled/{k}": v for k, v in shuf_stats.items()},
-                 f"{CONST_PREFIX}aggregator": np.asarray("recall_at_k"), f"{CONST_PREFIX}metric": np.asarray(metric),
-                 f"{CONST_PREFIX}higher_is_better": np.asarray(True), f"{CONST_PREFIX}worst": np.asarray(0.0),
-                 f"{CONST_PREFIX}conditions": np.asarray("real,shuffled")}
+        stats = condition_stats(per_cond, aggregator="recall_at_k", metric=metric, higher_is_better=True, worst=0.0)
         note = (f"image verdict: {word} (relative image reliance {relative:.3f}, 95% CI [{lo:.3f}, {hi:.3f}], "
                 f"{self.config.resamples} paired resamples)")
         ids = [it["id"] for it, o in zip(items, outputs) if o is not None]
