@@ -6,9 +6,14 @@ calls them, so any model with a capability runs every task that needs it.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import enum
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
+import math
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
+
+from mmbench.errors import MMBenchError
 
 if TYPE_CHECKING:  # keep imports light: numpy/PIL types only for annotations
     import numpy as np
@@ -51,22 +56,193 @@ class GenerationRequest:
     system: str | None = None
 
 
-@dataclass(frozen=True)
-class GenerationConfig:
-    """Decoding settings, recorded in the results next to every score they produced."""
+class SettingError(MMBenchError):
+    """A decoding setting of the wrong type or out of range. ``param`` is the setting as the caller spelled it
+    (``max_tokens`` in an OpenAI request), ``reason`` the message without the ``where`` prefix."""
 
-    max_new_tokens: int = 32
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    num_beams: int = 1
-    stop: tuple[str, ...] = ()
-    seed: int = 0
+    def __init__(self, where: str | None, param: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}" if where else reason)
+        self.param, self.reason = param, reason
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class DecodingSettings:
+    """The decoding settings a task file sets (flat keys: ``max_new_tokens: 8``) and ``--gen-kwargs``
+    overrides: every setting of GenerationConfig except the seed, which is the run's ``--seed``.
+
+    This is the one definition of those settings: their types and defaults here, their descriptions in the
+    field metadata (``help``), their ranges in ``check``. Generative task configs inherit these fields.
+    """
+
+    max_new_tokens: int = _setting(32, "the most tokens generated per answer (OpenAI: max_tokens)")
+    do_sample: bool = _setting(False, "sample (with temperature, top_p and the seed) instead of greedy decoding")
+    temperature: float = _setting(1.0, "the sampling temperature, > 0 (used only when do_sample)")
+    top_p: float = _setting(1.0, "nucleus sampling: the probability mass kept, in (0, 1] (used only when do_sample)")
+    num_beams: int = _setting(1, "beam search width (1: no beam search; OpenAI endpoints ignore it)")
+    stop: tuple[str, ...] = _setting((), "strings that end a generation (cut from the text)")
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The setting names, in order (those of DecodingSettings itself, whatever subclass asks)."""
+        return tuple(f.name for f in fields(DecodingSettings))
+
+    @classmethod
+    def descriptions(cls) -> dict[str, str]:
+        """Setting name -> its one-line description (GenerationConfig adds the seed)."""
+        return {f.name: f.metadata.get("help", "") for f in fields(cls) if "help" in f.metadata}
+
+    def check(self, where: str | None = None, names: Mapping[str, str] | None = None) -> None:
+        """Refuse out-of-range settings with one line (SettingError, an MMBenchError): ``where`` prefixes the
+        message (task files: ``task 'x'``, the command line: ``--gen-kwargs``, serve: none), ``names`` renames
+        settings in it (serve: max_new_tokens -> max_tokens). The only range checks of decoding settings."""
+        names = names or {}
+
+        def fail(key: str, reason: str) -> None:
+            name = names.get(key, key)
+            raise SettingError(where, name, reason.replace("{name}", name))
+
+        if self.max_new_tokens < 1:
+            fail("max_new_tokens", f"{{name}} must be >= 1, got {self.max_new_tokens}")
+        if self.num_beams < 1:
+            fail("num_beams", f"{{name}} must be >= 1, got {self.num_beams}")
+        if not self.temperature > 0:
+            fail("temperature", f"{{name}} must be > 0, got {self.temperature} (greedy decoding is do_sample: false)")
+        if not 0 < self.top_p <= 1:
+            fail("top_p", f"{{name}} must be in (0, 1], got {self.top_p}")
+        if not all(self.stop):
+            fail("stop", "{name} strings must be non-empty")
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], where: str) -> "DecodingSettings":
+        """Settings given as plain data (YAML values, ``--gen-kwargs``): unknown names are refused with the
+        accepted ones listed, values are typed (mmbench.typed) and range-checked (``check``)."""
+        from mmbench import typed
+
+        if not isinstance(raw, Mapping):
+            raise MMBenchError(f"{where}: expected a mapping of decoding settings, got {type(raw).__name__}")
+        accepted = DecodingSettings.keys()
+        unknown = [k for k in raw if k not in accepted]
+        if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), accepted, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise MMBenchError(f"{where}: unknown setting {unknown[0]!r}{hint}; accepted: {', '.join(accepted)}")
+        settings = typed.fill(DecodingSettings, raw, where, noun="setting")
+        settings.check(where)
+        return settings
+
+
+# The OpenAI chat-completions API's own limits (GenerationConfig.from_openai)
+OPENAI_MAX_TEMPERATURE = 2.0  # the API's range is [0, 2]; 0 is greedy decoding
+OPENAI_MAX_STOP = 16
+
+
+@dataclass(frozen=True)
+class GenerationConfig(DecodingSettings):
+    """Decoding settings, recorded in the results next to every score they produced: what an adapter
+    receives. The settings and their ranges are DecodingSettings'; the seed is the run's (``--seed``) or the
+    request's."""
+
+    seed: int = _setting(0, "the sampling seed (the run's --seed; greedy decoding does not use it)")
+
+    @classmethod
+    def of(cls, settings: DecodingSettings, seed: int = 0) -> "GenerationConfig":
+        """The config of ``settings`` (e.g. a task's config, which inherits DecodingSettings) and ``seed``."""
+        return cls(**{k: getattr(settings, k) for k in DecodingSettings.keys()}, seed=seed)
 
     def to_dict(self) -> dict:
-        return {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
-                "temperature": self.temperature, "top_p": self.top_p, "num_beams": self.num_beams,
-                "stop": list(self.stop), "seed": self.seed}
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+
+    # -- the OpenAI chat-completions parameters -------------------------------------------------------------
+    def to_openai(self) -> dict:
+        """The request parameters of these settings: max_tokens, seed, temperature (0: greedy), top_p (when
+        sampling), stop (when given). num_beams has no OpenAI counterpart and is not sent."""
+        body: dict[str, Any] = {"max_tokens": self.max_new_tokens, "seed": self.seed,
+                                "temperature": self.temperature if self.do_sample else 0.0}
+        if self.do_sample:
+            body["top_p"] = self.top_p
+        if self.stop:
+            body["stop"] = list(self.stop)
+        return body
+
+    @classmethod
+    def from_openai(cls, body: Mapping[str, Any], defaults: "GenerationConfig | None" = None,
+                    max_tokens_limit: int | None = None, where: str | None = None) -> "GenerationConfig":
+        """The settings of a chat-completions request body; what it leaves out comes from ``defaults``.
+
+        ``max_tokens`` (or ``max_completion_tokens``; both: they must agree) -> max_new_tokens, at most
+        ``max_tokens_limit``. Decoding samples when ``temperature`` > 0 (OpenAI's range, [0, 2]); 0 (or no
+        temperature with greedy defaults) is greedy, as is ``top_p`` 0 (only the most probable token). ``stop``:
+        a string or a list of at most 16; ``seed``: a 64-bit integer. The values are range-checked by
+        ``check`` (names as the request spells them); greedy configs are then normalised (top_p 1, seed 0,
+        temperature 1) so that greedy requests batch together. Bad values: SettingError naming the param.
+        """
+        d = defaults if defaults is not None else cls()
+
+        def number(param: str) -> float | None:
+            value = body.get(param)
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value if isinstance(value, float) else 0.0):
+                raise SettingError(where, param, f"{param} must be a number, got {_short(value)}")
+            try:
+                return float(value)
+            except OverflowError:
+                raise SettingError(where, param, f"{param} must be a number, got {_short(value)}") from None
+
+        given = {}
+        for param in ("max_completion_tokens", "max_tokens"):
+            value = body.get(param)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise SettingError(where, param, f"{param} must be an integer, got {_short(value)}")
+            if max_tokens_limit is not None and value > max_tokens_limit:
+                raise SettingError(where, param, f"{param}={value} is over this server's limit of {max_tokens_limit}")
+            given[param] = value
+        if len(set(given.values())) > 1:
+            raise SettingError(where, "max_tokens", f"max_tokens={given['max_tokens']} and max_completion_tokens="
+                                                    f"{given['max_completion_tokens']} disagree; send one")
+        tokens_param = next(iter(given), "max_tokens")
+        max_new_tokens = next(iter(given.values()), d.max_new_tokens)
+        temperature = number("temperature")
+        if temperature is not None and not 0 <= temperature <= OPENAI_MAX_TEMPERATURE:
+            raise SettingError(where, "temperature", f"temperature must be a number in [0, "
+                               f"{OPENAI_MAX_TEMPERATURE:g}], got {_short(body.get('temperature'))}")
+        top_p = number("top_p")
+        seed = body.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                                 or not -(2 ** 63) <= seed < 2 ** 63):
+            raise SettingError(where, "seed", f"seed must be a 64-bit integer, got {_short(seed)}")
+        stop = body.get("stop")
+        if stop is not None:
+            if isinstance(stop, str):
+                stop = (stop,)  # one stop string, not its characters
+            elif isinstance(stop, list) and len(stop) <= OPENAI_MAX_STOP and all(isinstance(x, str) for x in stop):
+                stop = tuple(stop)
+            else:
+                raise SettingError(where, "stop", f"stop must be a string or a list of at most {OPENAI_MAX_STOP} "
+                                                  f"strings")
+        sampling = temperature > 0 if temperature is not None else d.do_sample
+        if top_p == 0:  # only the most probable token: greedy decoding
+            sampling, top_p = False, None
+        config = cls(max_new_tokens=max_new_tokens, do_sample=sampling,
+                     temperature=(temperature or d.temperature) if sampling else 1.0,
+                     top_p=d.top_p if top_p is None else top_p, num_beams=d.num_beams,
+                     stop=d.stop if stop is None else stop, seed=d.seed if seed is None else seed)
+        config.check(where, names={"max_new_tokens": tokens_param})
+        if not sampling:  # greedy decoding ignores top_p and the seed: normalised so greedy requests batch together
+            config = dataclasses.replace(config, top_p=1.0, seed=0)
+        return config
 
 
 @dataclass(frozen=True)

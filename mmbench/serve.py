@@ -10,9 +10,10 @@ Every bad request gets a 4xx answer in the OpenAI error shape ``{"error": {"mess
 "code"}}`` and the server keeps serving: malformed JSON, wrong message shapes, an image that is not a base64
 data URL or does not decode (decompression bombs included), a missing/non-numeric Content-Length (411/400), a
 body over ``max_body_bytes`` (413), an unknown model name (404, as the OpenAI API answers), out-of-range
-``max_tokens``/``temperature``/``top_p``, ``n`` other than 1. ``stream: true`` is answered with server-sent
-events in the chat.completion.chunk format (the whole text in one chunk: the answer is generated in a batch
-first). Without ``temperature`` (or with 0) decoding is greedy, as an evaluation server should be.
+``max_tokens``/``temperature``/``top_p``/``stop`` (read and checked by GenerationConfig.from_openai), ``n``
+other than 1. ``stream: true`` is answered with server-sent events in the chat.completion.chunk format (the
+whole text in one chunk: the answer is generated in a batch first). Without ``temperature`` (or with 0, or
+with ``top_p`` 0: only the most probable token) decoding is greedy, as an evaluation server should be.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from mmbench.capabilities import Capability, Generation, GenerationConfig, GenerationRequest
+from mmbench.capabilities import Capability, Generation, GenerationConfig, GenerationRequest, SettingError
 from mmbench.errors import ItemError, MMBenchError
 
 
@@ -157,54 +158,18 @@ def parse_messages(messages: Any, max_pixels: int = ServeOptions.max_image_pixel
                              system="\n".join(system) if system else None)
 
 
-def _number(body: dict, name: str, low: float, high: float) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
-        raise RequestError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}", param=name)
-    return float(value)
-
-
 def parse_config(body: dict, options: ServeOptions = ServeOptions()) -> tuple[GenerationConfig, bool, bool]:
-    """The decoding settings of a request (validated) -> (config, stream, include_usage)."""
-    given = {}
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise RequestError(f"{name} must be a positive integer, got {value!r}", param=name)
-        if value > options.max_tokens_limit:
-            raise RequestError(f"{name}={value} is over this server's limit of {options.max_tokens_limit}",
-                               param=name)
-        given[name] = value
-    if len(set(given.values())) > 1:
-        raise RequestError(f"max_tokens={given['max_tokens']} and max_completion_tokens="
-                           f"{given['max_completion_tokens']} disagree; send one", param="max_tokens")
-    max_tokens = next(iter(given.values()), options.default_max_tokens)
+    """The decoding settings of a request (validated) -> (config, stream, include_usage). The OpenAI
+    parameters are read by GenerationConfig.from_openai (ranges: GenerationConfig's own check)."""
     n = body.get("n")
+    try:
+        config = GenerationConfig.from_openai(body, GenerationConfig(max_new_tokens=options.default_max_tokens),
+                                              max_tokens_limit=options.max_tokens_limit)
+    except SettingError as exc:
+        raise RequestError(exc.reason, param=exc.param) from None
     if n is not None and (isinstance(n, bool) or n != 1):
         raise RequestError(f"n={n!r} is not supported: mmbench serve returns one choice per request; send n "
                            f"requests (with different seeds when sampling)", param="n")
-    temperature = _number(body, "temperature", 0.0, 2.0) or 0.0
-    top_p = _number(body, "top_p", 0.0, 1.0)
-    seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
-                             or not -(2 ** 63) <= seed < 2 ** 63):
-        raise RequestError(f"seed must be a 64-bit integer, got {seed!r}", param="seed")
-    stop = body.get("stop")
-    if stop is None:
-        stops: tuple[str, ...] = ()
-    elif isinstance(stop, str):
-        stops = (stop,)  # one stop string, not its characters
-    elif isinstance(stop, list) and len(stop) <= 16 and all(isinstance(s, str) for s in stop):
-        stops = tuple(stop)
-    else:
-        raise RequestError("stop must be a string or a list of at most 16 strings", param="stop")
-    if any(not s for s in stops):
-        raise RequestError("stop strings must not be empty", param="stop")
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise RequestError(f"stream must be true or false, got {stream!r}", param="stream")
@@ -212,12 +177,6 @@ def parse_config(body: dict, options: ServeOptions = ServeOptions()) -> tuple[Ge
     if stream_options is not None and not isinstance(stream_options, dict):
         raise RequestError("stream_options must be an object", param="stream_options")
     include_usage = bool((stream_options or {}).get("include_usage"))
-    sampling = temperature > 0
-    # Greedy decoding ignores top_p and the seed: they are normalised so greedy requests batch together.
-    config = GenerationConfig(max_new_tokens=max_tokens, do_sample=sampling,
-                              temperature=temperature if sampling else 1.0,
-                              top_p=(1.0 if top_p is None else top_p) if sampling else 1.0,
-                              stop=stops, seed=(seed or 0) if sampling else 0)
     return config, bool(stream), include_usage
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -107,6 +108,67 @@ class TaskSpec:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "config": dict(self.config), "source": self.source}
+
+    def with_overrides(self, settings: Mapping[str, Any], where: str = "run overrides") -> "TaskSpec":
+        """This spec with per-run settings applied: the one operation behind ``mmbench run``'s --gen-kwargs,
+        --system-prompt and --prompt.
+
+        ``settings`` maps task-file keys to plain values (as YAML gives them): the decoding settings
+        (``DecodingSettings.keys()`` in mmbench.capabilities: max_new_tokens, do_sample, ...; the seed is
+        ``--seed``), ``system`` and ``prompt``. They are checked first (an unknown key is a one-line
+        MMBenchError listing the accepted ones; a bad value fails like the same value in a task file). Then:
+
+        - a kind whose ``Config`` (looked up in ``TASK_KINDS``) has a field for every one of those keys (the
+          image+prompt->text kinds) gets them all, replacing the task file's values; ``prompt`` also drops
+          the task's ``prompt_overrides`` (the given prompt is the prompt for every model);
+        - a kind whose ``Config`` has a ``wraps`` field (a probe) gets them applied to its wrapped task spec;
+        - any other kind (embedding, ASR, text-to-image) is returned unchanged.
+        """
+        settings = check_overrides(settings, where)
+        if not settings:
+            return self
+        from mmbench.registry import TASK_KINDS
+
+        kind = TASK_KINDS.get(self.kind)
+        names = {f.name for f in dataclasses.fields(kind.Config)} if dataclasses.is_dataclass(
+            getattr(kind, "Config", None)) else set()
+        config = dict(self.config)
+        wraps = config.get("wraps")
+        if "wraps" in names and isinstance(wraps, Mapping):
+            inner = TaskSpec(name=wraps["name"], kind=wraps["kind"], config=wraps["config"],
+                             source=wraps.get("source", "")).with_overrides(settings, where)
+            config["wraps"] = {**wraps, **inner.to_dict()}
+            return TaskSpec(self.name, self.kind, config, self.source)
+        if not set(override_keys()) <= names:
+            return self  # embedding/ASR/text-to-image tasks have no decoding settings
+        if "prompt" in settings:
+            config.pop("prompt_overrides", None)
+        return TaskSpec(self.name, self.kind, {**config, **settings}, self.source)
+
+
+def override_keys() -> tuple[str, ...]:
+    """The keys ``TaskSpec.with_overrides`` accepts: the decoding settings, ``system`` and ``prompt``."""
+    from mmbench.capabilities import DecodingSettings
+
+    return (*DecodingSettings.keys(), "system", "prompt")
+
+
+def check_overrides(settings: Mapping[str, Any], where: str = "run overrides") -> dict[str, Any]:
+    """``settings`` checked for ``TaskSpec.with_overrides`` (a plain dict of them, values untouched)."""
+    from mmbench.capabilities import DecodingSettings
+
+    if not isinstance(settings, Mapping):
+        raise MMBenchError(f"{where}: expected a mapping of settings, got {type(settings).__name__}")
+    accepted = override_keys()
+    unknown = [k for k in settings if k not in accepted]
+    if unknown:
+        raise MMBenchError(f"{where}: unknown setting {unknown[0]!r}; accepted: {', '.join(accepted)}")
+    if "prompt" in settings and not isinstance(settings["prompt"], str):
+        raise MMBenchError(f"{where}: prompt must be a string, got {type(settings['prompt']).__name__}")
+    if settings.get("system") is not None and not isinstance(settings["system"], str):
+        raise MMBenchError(f"{where}: system must be a string, got {type(settings['system']).__name__}")
+    DecodingSettings.parse({k: v for k, v in settings.items() if k not in ("system", "prompt")}, where)
+    return dict(settings)
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,8 @@ def coerce(value: Any, hint: Any, what: str) -> Any:
         kind = "an integer" if hint is int else "a number"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise MMBenchError(f"{what} must be {kind}, got {_short(value)}")
+        if isinstance(value, int) and abs(value) >= 2 ** 63:  # (also: float() of it would overflow)
+            raise MMBenchError(f"{what} is out of range, got {_short(value)}")
         if not math.isfinite(value):
             raise MMBenchError(f"{what} must be finite, got {value!r}")
         if hint is int and value != int(value):

@@ -273,14 +273,8 @@ class OpenAIChat(Adapter):
                             else m["content"]} for m in messages], ensure_ascii=False)
 
     def body(self, messages: list[dict], config: GenerationConfig) -> dict:
-        body: dict[str, Any] = {"model": self.served_model, "messages": messages, "n": 1,
-                                "max_tokens": config.max_new_tokens, "seed": config.seed,
-                                "temperature": config.temperature if config.do_sample else 0.0}
-        if config.do_sample:
-            body["top_p"] = config.top_p
-        if config.stop:
-            body["stop"] = list(config.stop)
-        return body
+        """The request body: the messages and the decoding parameters (GenerationConfig.to_openai)."""
+        return {"model": self.served_model, "messages": messages, "n": 1, **config.to_openai()}
 
     def prepare(self, requests: Sequence[GenerationRequest], config: GenerationConfig) -> list[list[dict]]:
         return [self.messages(r) for r in requests]

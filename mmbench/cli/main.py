@@ -127,7 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = run_overrides(args)
     spec = RunSpec(
         models=tuple(ModelSpec(n, model_args, alias) for n in model_names),
-        tasks=tuple(with_overrides(catalog.task_spec(t), overrides) for t in task_names),
+        tasks=tuple(catalog.task_spec(t).with_overrides(overrides, "--gen-kwargs") for t in task_names),
         options=RunOptions(batch_size=args.batch_size, limit=args.limit, device=args.device,
                            data_dir=args.data_dir, output_dir=args.output_dir, store=args.store,
                            cache=not args.no_cache, seed=args.seed, tags=tuple(args.tag),
@@ -146,11 +146,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def run_overrides(args: argparse.Namespace) -> dict:
-    """Per-run settings for generative tasks (--gen-kwargs, --system-prompt, --prompt), typed like YAML."""
+    """Per-run settings for generative tasks (--gen-kwargs, --system-prompt, --prompt) as task-file keys with
+    YAML-typed values, checked here (bad ones fail before anything loads); cmd_run applies them to every task
+    with TaskSpec.with_overrides (probes: to the wrapped task; kinds without decoding settings: untouched)."""
     import yaml
 
+    from mmbench.capabilities import DecodingSettings
     from mmbench.specs import parse_kv_args
-    from mmbench.tasks.generative import GENERATION_KEYS
 
     overrides = {}
     for key, text in parse_kv_args(args.gen_kwargs, "--gen-kwargs").items():
@@ -158,9 +160,7 @@ def run_overrides(args: argparse.Namespace) -> dict:
             overrides[key] = yaml.safe_load(text) if isinstance(text, str) else text
         except yaml.YAMLError as exc:
             raise MMBenchError(f"--gen-kwargs {key}={text!r}: not a value ({str(exc).splitlines()[0]})") from None
-    unknown = sorted(set(overrides) - set(GENERATION_KEYS))
-    if unknown:
-        raise MMBenchError(f"--gen-kwargs: unknown setting {unknown[0]!r}; use {', '.join(GENERATION_KEYS)}")
+    DecodingSettings.parse(overrides, "--gen-kwargs")  # unknown names (accepted ones listed), types, ranges
     if "stop" in overrides and isinstance(overrides["stop"], str):
         overrides["stop"] = [overrides["stop"]]
     if args.system_prompt is not None:
@@ -168,27 +168,6 @@ def run_overrides(args: argparse.Namespace) -> dict:
     if args.prompt is not None:
         overrides["prompt"] = args.prompt
     return overrides
-
-
-def with_overrides(spec, overrides: dict):
-    """The task spec with per-run generative settings applied (to a probe's wrapped task too)."""
-    from mmbench.registry import TASK_KINDS
-    from mmbench.specs import TaskSpec
-    from mmbench.tasks.generative import GenerativeTask
-
-    if not overrides:
-        return spec
-    config = dict(spec.config)
-    if "wraps" in config:
-        inner = with_overrides(TaskSpec(**config["wraps"]), overrides)
-        config["wraps"] = inner.to_dict()
-        return TaskSpec(spec.name, spec.kind, config, spec.source)
-    kind = TASK_KINDS.get(spec.kind)
-    if not (isinstance(kind, type) and issubclass(kind, GenerativeTask)):
-        return spec  # embedding/ASR tasks have no decoding settings
-    if "prompt" in overrides:  # --prompt is the prompt for every model: the task's per-model prompts go
-        config.pop("prompt_overrides", None)
-    return TaskSpec(spec.name, spec.kind, {**config, **overrides}, spec.source)
 
 
 def add_list_parser(sub: argparse._SubParsersAction) -> None:

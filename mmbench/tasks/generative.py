@@ -8,10 +8,9 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
-from mmbench.capabilities import Capability, GenerationConfig, GenerationRequest
+from mmbench.capabilities import Capability, DecodingSettings, GenerationConfig, GenerationRequest
 from mmbench.data.images import load_image
 from mmbench.errors import ItemError, MMBenchError
-from mmbench import typed
 from mmbench.tasks.base import Batch, Task, decode_each, fill_prompt, template_fields
 
 ANSWER_EXTRACTIONS = {
@@ -22,7 +21,11 @@ ANSWER_EXTRACTIONS = {
 
 
 @dataclass(frozen=True)
-class GenerativeConfig:
+class GenerativeConfig(DecodingSettings):
+    """The task file's keys: the decoding settings (max_new_tokens, do_sample, temperature, top_p, num_beams,
+    stop: flat keys, defined once in mmbench.capabilities.DecodingSettings, whose ``check`` holds their
+    ranges; a kind may change a default, e.g. VQA's max_new_tokens) and the prompt settings below."""
+
     prompt: str = "{question}"  # the user prompt; {fields} are filled from the item
     # The published protocol the prompt follows (e.g. "LLaVA-1.5 short answer"): recorded with the result.
     protocol: str | None = None
@@ -30,18 +33,12 @@ class GenerativeConfig:
     # transformers model_type, e.g. "blip-2"); the first match wins, else `prompt`. --prompt overrides all.
     prompt_overrides: Mapping[str, str] | None = None
     system: str | None = None
-    max_new_tokens: int = 32
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    num_beams: int = 1
-    stop: tuple[str, ...] = ()
     answer_extraction: str = "raw"
     # A test split without references lists `metrics: []` and names the evaluation server's file format.
     submission: str | None = None
 
 
-GENERATION_KEYS = ("max_new_tokens", "do_sample", "temperature", "top_p", "num_beams", "stop")
+GENERATION_KEYS = DecodingSettings.keys()  # the decoding keys of a task file (and of --gen-kwargs)
 
 
 class GenerativeTask(Task):
@@ -62,12 +59,7 @@ class GenerativeTask(Task):
             raise MMBenchError(f"{where}: prompt_overrides must map model name/family patterns to prompt strings")
         for template in (c.prompt, *(overrides or {}).values()):
             template_fields(self.name, template)
-        typed.check_range(c.max_new_tokens >= 1, where, f"max_new_tokens must be >= 1, got {c.max_new_tokens}")
-        typed.check_range(c.num_beams >= 1, where, f"num_beams must be >= 1, got {c.num_beams}")
-        typed.check_range(c.temperature > 0, where, f"temperature must be > 0, got {c.temperature} (greedy "
-                                                    f"decoding is do_sample: false)")
-        typed.check_range(0 < c.top_p <= 1, where, f"top_p must be in (0, 1], got {c.top_p}")
-        typed.check_range(all(c.stop), where, "stop strings must be non-empty")
+        c.check(where)  # the decoding settings' ranges (DecodingSettings.check)
         self.template = self.config.prompt  # the prompt template in use (setup picks the model's override)
         self.template_source = "prompt"
         sub, formats = self.config.submission, self.submission_formats
@@ -86,10 +78,7 @@ class GenerativeTask(Task):
         return [] if self.metric_entries() == [] else super().build_metrics(context)
 
     def generation_config(self) -> GenerationConfig:
-        c = self.config
-        return GenerationConfig(max_new_tokens=int(c.max_new_tokens), do_sample=bool(c.do_sample),
-                                temperature=float(c.temperature), top_p=float(c.top_p), num_beams=int(c.num_beams),
-                                stop=tuple(c.stop), seed=self.ctx.seed)
+        return GenerationConfig.of(self.config, seed=self.ctx.seed)  # the task's seed is the run's
 
     def prompt_fields(self, item: dict) -> dict:
         """The values a prompt template can use for ``item`` (kinds add their own)."""
