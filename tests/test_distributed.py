@@ -144,17 +144,17 @@ def test_local_gpu_of_a_rank(monkeypatch):
 
 def test_feature_extractors_load_on_the_ranks_gpu(monkeypatch):
     import mmbench.adapters as adapters
-    from mmbench import features
+    from mmbench.adapters import extractors
 
     fake_cuda(monkeypatch, count=2)
     monkeypatch.setenv("LOCAL_RANK", "1")
     placed = []
     monkeypatch.setattr(adapters, "load_model", lambda spec, overrides: placed.append(overrides) or "adapter")
-    assert features.load_embedder("mini-clip") == "adapter"
-    assert features.load_embedder("clip:mini-clip", device="cuda:0") == "adapter"  # an explicit device wins
+    assert extractors.load_embedder("mini-clip") == "adapter"
+    assert extractors.load_embedder("clip:mini-clip", device="cuda:0") == "adapter"  # an explicit device wins
     assert placed == [{"device": "cuda:1"}, {"device": "cuda:0"}]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    features.load_embedder("mini-clip")
+    extractors.load_embedder("mini-clip")
     assert placed[-1] == {}  # no CUDA: the adapter's own default, as before
 
 

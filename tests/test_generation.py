@@ -17,11 +17,12 @@ from mmbench.adapters import load_model
 from mmbench.capabilities import ImageGenerationConfig, ImageRequest
 from mmbench.cli.main import main
 from mmbench.errors import MMBenchError
+from mmbench.adapters.extractors import load_extractor
 from mmbench.features import (CORRUPTIONS, EmbedderFeatures, FeatureExtractor, InceptionFeatures, build_fid_inception,
-                              corrupt, corruption_ladder, load_extractor)
+                              corrupt, corruption_ladder)
 from mmbench.metrics import image_generation as ig
 from mmbench.metrics.base import subset
-from mmbench.mini import diffusion as md
+from mmbench.mini.train import diffusion as md
 from mmbench.mini import shapes
 from mmbench.results import RunResult
 from mmbench.specs import ModelSpec, TaskSpec

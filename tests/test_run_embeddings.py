@@ -157,7 +157,7 @@ def test_bad_input_exits_2_with_one_line(capsys, tiny_clip, embed_data, embed_ta
         (["--model", "hf-clip", "--model-args", f"pretrained={tiny_clip},dtyp=fp16", "--data-dir",
           str(embed_data)], "did you mean 'dtype'"),
         (["--model", "hf-clip", "--model-args", f"pretrained={tmp_path / 'nope'}", "--data-dir", str(embed_data)],
-         "cannot load"),
+         "does not exist"),
     ]
     for extra, message in cases:
         code, out, err = run_cli(capsys, *base, *extra)

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from mmbench.adapters.base import Adapter, ModelArgs, torch_dtype
+from mmbench.adapters.base import Adapter, ModelArgs
 from mmbench.capabilities import Capability
 from mmbench.errors import MMBenchError
 
@@ -41,17 +41,15 @@ class HFDualEncoder(Adapter):
         if not args.pretrained:
             raise MMBenchError("hf-clip needs pretrained=<hub name or local folder> in --model-args")
         import torch
-        from transformers import AutoModel, AutoProcessor
+        from transformers import AutoModel
+
+        from mmbench.adapters.hf_loading import load_pretrained
 
         self.torch = torch
-        load_kw = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
-        try:
-            self.model = AutoModel.from_pretrained(args.pretrained, dtype=torch_dtype(args.dtype), **load_kw)
-            self.processor = AutoProcessor.from_pretrained(args.pretrained, **load_kw)
-        except (OSError, ValueError) as exc:
-            raise MMBenchError(f"cannot load {args.pretrained!r} ({str(exc).splitlines()[0][:200]}); pass a local "
-                               f"folder with config.json, weights and processor files, or a hub name that is "
-                               f"in the local Hugging Face cache") from exc
+        # the transformers loading path every transformers adapter shares (config, processor, weights)
+        self.processor, self.model = load_pretrained(
+            args.pretrained, revision=args.revision, trust_remote_code=args.trust_remote_code, dtype=args.dtype,
+            model_class=lambda config: AutoModel)
         for method in ("get_image_features", "get_text_features"):
             if not hasattr(self.model, method):
                 raise MMBenchError(f"{args.pretrained!r} ({type(self.model).__name__}) has no {method}: "

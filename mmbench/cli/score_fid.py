@@ -88,7 +88,7 @@ def score_fid(args: argparse.Namespace) -> int:
     else:
         if args.real is None or args.fake is None:
             raise MMBenchError("pass --real DIR and --fake DIR (image folders), or --real-features/--fake-features")
-        from mmbench.features import load_extractor
+        from mmbench.adapters.extractors import load_extractor
 
         real_imgs, real_bad = load_images(image_files(args.real, "real"), "real")
         fake_imgs, fake_bad = load_images(image_files(args.fake, "fake"), "fake")
@@ -118,7 +118,8 @@ def score_fid(args: argparse.Namespace) -> int:
 
 
 def _ladder(args: argparse.Namespace) -> int:
-    from mmbench.features import CORRUPTIONS, corruption_ladder, load_extractor
+    from mmbench.adapters.extractors import load_extractor
+    from mmbench.features import CORRUPTIONS, corruption_ladder
 
     if args.real is None or args.fake is not None or args.real_features is not None:
         raise MMBenchError("--ladder takes --real DIR only (its images are compared with corrupted copies)")

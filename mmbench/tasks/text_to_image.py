@@ -30,7 +30,8 @@ from mmbench.capabilities import Capability, ImageGenerationConfig, ImageRequest
 from mmbench.data.images import load_image
 from mmbench.data.sources import DataContext
 from mmbench.errors import DataError, ItemError, MMBenchError
-from mmbench.features import DEFAULT_EXTRACTOR, EmbedderFeatures, FeatureExtractor, load_embedder, load_extractor
+from mmbench.adapters.extractors import load_embedder, load_extractor
+from mmbench.features import DEFAULT_EXTRACTOR, EmbedderFeatures, FeatureExtractor
 from mmbench.metrics.api import GENERATED_IMAGES
 from mmbench.registry import DATA_FORMATS
 from mmbench.seeding import item_seed

@@ -78,5 +78,5 @@ def write_index(path: Path, cards: list[dict], total_seconds: float | None, tota
         lines += ["", f"Last full retraining: {total_seconds / 60:.1f} min wall-clock "
                       f"({total_cpu / 2 / 60:.1f} min of CPU time per thread, 2 threads), including data generation "
                       "and evaluation, for the five models of `mmbench mini train`; mini-diffusion has its own command "
-                      "(`python -m mmbench.mini.diffusion --out FOLDER`, about 8 min)."]
+                      "(`python -m mmbench.mini.train.diffusion --out FOLDER`, about 8 min)."]
     path.write_text("\n".join(lines) + "\n")

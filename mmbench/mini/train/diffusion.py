@@ -1,15 +1,9 @@
-"""mini-diffusion: a tiny class-conditional pixel-space DDPM on mini-shapes single objects, with
-classifier-free guidance, stored as a diffusers pipeline folder that the ``diffusers`` adapter loads.
+"""Training, evaluation and the card of mini-diffusion (the pipeline itself: mmbench/mini/diffusion.py).
 
-The network is diffusers' ``UNet2DModel`` with a class embedding (30 colour x shape classes + one null
-class for the unconditional branch); sampling uses diffusers' ``DDIMScheduler``. No stock diffusers
-pipeline samples a class-conditional pixel-space UNet with guidance (DiTPipeline needs a VAE and hard-codes
-ImageNet's null class), so ``MiniShapesDiffusionPipeline`` does: it maps a prompt to the class whose name
-it contains ("a red circle" -> "red circle"), runs guided DDIM, and returns PIL images.
-
-Training (``python -m mmbench.mini.diffusion --out FOLDER``): v-prediction MSE on 32x32 single-object
+Training (``python -m mmbench.mini.train.diffusion --out FOLDER``): v-prediction MSE on 32x32 single-object
 scenes of the mini-shapes *train* split (box-downsampled from 64x64), class dropped to the null class 15%
 of the time, AdamW + cosine schedule, EMA weights saved in float16. The folder's README.md is the card.
+The scores on the card come from the runner, exactly as ``mmbench run`` computes them.
 """
 
 from __future__ import annotations
@@ -20,84 +14,15 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler, DiffusionPipeline, UNet2DModel
-from diffusers.utils import BaseOutput
+from diffusers import DDIMScheduler, UNet2DModel
 from PIL import Image
 
 from mmbench.mini import shapes
-
-IMAGE_SIZE = 32
-CLASS_NAMES: tuple[str, ...] = shapes.CLASS_NAMES
-NULL_CLASS = len(CLASS_NAMES)  # the "no condition" class of classifier-free guidance
-
-
-@dataclass
-class MiniImageOutput(BaseOutput):
-    images: list[Image.Image]
-
-
-class MiniShapesDiffusionPipeline(DiffusionPipeline):
-    """Class-conditional DDIM with classifier-free guidance; prompts name a class ("a red circle").
-
-    A prompt that names no class (or a negative prompt of None) selects the null class; guidance is
-    ``eps_uncond + g * (eps_cond - eps_uncond)``, where the negative prompt's class, when given, replaces
-    the null class in ``eps_uncond``. Each image draws its initial noise from its own generator (a list of
-    generators, one per prompt), and DDIM with eta=0 adds no noise after that, so an image depends on its
-    prompt, seed and settings only.
-    """
-
-    model_cpu_offload_seq = "unet"
-
-    def __init__(self, unet: UNet2DModel, scheduler: DDIMScheduler, class_names: Sequence[str] | None = None) -> None:
-        super().__init__()
-        self.register_modules(unet=unet, scheduler=scheduler)
-        self.register_to_config(class_names=list(class_names if class_names is not None else CLASS_NAMES))
-
-    def class_ids(self, prompts: Sequence[str | None]) -> list[int]:
-        """The class each prompt names (the longest class name it contains), else the null class."""
-        names = list(self.config.class_names)
-        ids = []
-        for p in prompts:
-            text = " ".join(str(p or "").lower().replace(".", " ").split())
-            found = [i for i, n in enumerate(names) if f" {n} " in f" {text} "]
-            ids.append(max(found, key=lambda i: len(names[i])) if found else len(names))
-        return ids
-
-    @torch.no_grad()
-    def __call__(self, prompt: str | Sequence[str], negative_prompt: str | Sequence[str] | None = None,
-                 guidance_scale: float = 2.0, num_inference_steps: int = 10,
-                 generator: torch.Generator | Sequence[torch.Generator] | None = None, height: int | None = None,
-                 width: int | None = None, output_type: str = "pil", return_dict: bool = True) -> Any:
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        n = len(prompts)
-        size = int(self.unet.config.sample_size)
-        if (height or size) != size or (width or size) != size:
-            raise ValueError(f"this pipeline generates {size}x{size} images only; leave height/width unset")
-        negatives = [negative_prompt] * n if negative_prompt is None or isinstance(negative_prompt, str) \
-            else list(negative_prompt)
-        device, dtype = self.unet.device, self.unet.dtype
-        cond = torch.tensor(self.class_ids(prompts), device=device)
-        uncond = torch.tensor(self.class_ids(negatives), device=device)
-        gens = list(generator) if isinstance(generator, (list, tuple)) else [generator] * n
-        if len(gens) != n:
-            raise ValueError(f"{len(gens)} generators for {n} prompts; pass one per prompt")
-        shape = (1, self.unet.config.in_channels, size, size)
-        x = torch.cat([torch.randn(shape, generator=g, dtype=torch.float32) for g in gens]).to(device, dtype)
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        for t in self.scheduler.timesteps:
-            if guidance_scale == 1.0:
-                eps = self.unet(x, t, class_labels=cond).sample
-            else:
-                e_u, e_c = self.unet(torch.cat([x, x]), t, class_labels=torch.cat([uncond, cond])).sample.chunk(2)
-                eps = e_u + guidance_scale * (e_c - e_u)
-            x = self.scheduler.step(eps, t, x).prev_sample
-        arr = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        images: Any = arr if output_type == "np" else [Image.fromarray(a, "RGB") for a in arr]
-        return MiniImageOutput(images=images) if return_dict else (images,)
+from mmbench.mini.diffusion import CLASS_NAMES, IMAGE_SIZE, NULL_CLASS, MiniShapesDiffusionPipeline
 
 
 # ------------------------------------------------------------------------------------------- the model
@@ -231,41 +156,38 @@ def colour_accuracy(images: Sequence[Image.Image], prompts: Sequence[str], min_p
 
 def evaluate(folder: Path, tasks: Sequence[str] = ("mini-generation-g1", "mini-generation", "mini-generation-g4"),
              extractor: str | None = None) -> dict[str, dict]:
-    """The mini suite's generation tasks on the pipeline in ``folder`` (run seed 0, as ``mmbench run``): their
-    metric values plus the colour accuracy of the generated images. Needs mini-clip (the tasks' extractor),
-    or ``extractor``: another image-text embedder for both the features and CLIP-score."""
-    import io
+    """The mini suite's generation tasks on the pipeline in ``folder``, through the runner exactly as
+    ``mmbench run`` scores them (run seed 0): their metric values plus the colour accuracy of the generated
+    images (read back from the run's artifacts). Needs mini-clip (the tasks' extractor), or ``extractor``:
+    another image-text embedder for both the features and CLIP-score."""
+    import tempfile
 
-    from mmbench.adapters import load_model
-    from mmbench.specs import ModelSpec
-    from mmbench.tasks.base import TaskContext
-    from mmbench.tasks.catalog import TaskCatalog, build_task
+    from mmbench.results import RunResult
+    from mmbench.runner import Runner
+    from mmbench.specs import ModelSpec, RunOptions, RunSpec
+    from mmbench.tasks.catalog import TaskCatalog
 
     catalog = TaskCatalog()
-    model = load_model(ModelSpec("diffusers", {"pretrained": str(folder)}))
-    shared: dict[str, Any] = {}
-    out = {}
-    try:
-        for name in tasks:
-            spec = catalog.task_spec(name)
-            if extractor is not None:
-                spec = dataclasses.replace(spec, config={**spec.config, "features": extractor, "clip_model": extractor})
-            task = build_task(spec, TaskContext(seed=0))
-            task.shared = shared
-            task.setup(model, lambda key, fn: fn())
-            items = task.items()
-            outputs = []
-            for s in range(0, len(items), 50):
-                outputs += task.predict(model, task.prepare(model, items[s:s + 50]))
-            report = task.score(items, outputs)
-            images = [Image.open(io.BytesIO(np.asarray(o["png"]).tobytes())) for o in outputs]
-            out[name] = {"guidance_scale": task.config.guidance_scale,
-                         **{m.name: round(float(m.value), 4) for m in report.metrics if m.value is not None},
-                         "colour_accuracy": round(colour_accuracy(images, [o["prompt"] for o in outputs]), 4)}
-    finally:
-        for resource in shared.values():
-            getattr(resource, "close", lambda: None)()  # reference features are shared too
-    return out
+    specs = []
+    for name in tasks:
+        spec = catalog.task_spec(name)
+        if extractor is not None:
+            spec = dataclasses.replace(spec, config={**spec.config, "features": extractor, "clip_model": extractor})
+        specs.append(spec)
+    with tempfile.TemporaryDirectory() as out:
+        options = RunOptions(output_dir=Path(out), cache=False, seed=0, show_progress=False, fail_fast=True)
+        run, run_dir = Runner(options).run(RunSpec(models=(ModelSpec("diffusers", {"pretrained": str(folder)}),),
+                                                   tasks=tuple(specs)))
+        assert isinstance(run, RunResult) and run_dir is not None
+        result = {}
+        for r in run.results:
+            art = run_dir / r.files["artifacts"]
+            lines = [json.loads(line) for line in (art / "prompts.jsonl").read_text().splitlines()]
+            images = [Image.open(art / line["image"]).convert("RGB") for line in lines]
+            result[r.task] = {"guidance_scale": r.task_info["generation"]["guidance_scale"],
+                              **{m["name"]: round(float(m["value"]), 4) for m in r.metrics if m["value"] is not None},
+                              "colour_accuracy": round(colour_accuracy(images, [line["prompt"] for line in lines]), 4)}
+    return result
 
 
 def write_card(folder: Path, recipe: Recipe, facts: dict, scores: dict, extractor: str = "mini-clip") -> None:
@@ -306,10 +228,10 @@ def write_card(folder: Path, recipe: Recipe, facts: dict, scores: dict, extracto
                   "scores: the mini suite's tasks (150 prompts, 8 DDIM steps, run seed 0; FID/KID against 150 "
                   f"held-out 64x64 images); features and CLIP-score from {extractor}; colour_accuracy: share of "
                   "images whose object's median colour is nearest the prompt's colour"
-                  if scores else "scores: not measured yet (they need mini-clip): python -m mmbench.mini.diffusion "
+                  if scores else "scores: not measured yet (they need mini-clip): python -m mmbench.mini.train.diffusion "
                                  "--out mmbench/mini/models/mini-diffusion --eval-only",
                   "the generator makes 32x32 images; the feature extractor resizes them like any other input",
-                  "retrain this model alone: python -m mmbench.mini.diffusion "
+                  "retrain this model alone: python -m mmbench.mini.train.diffusion "
                   "--out mmbench/mini/models/mini-diffusion", *([facts["note"]] if "note" in facts else [])],
         "usage": ["from mmbench.adapters import load_model", "from mmbench.specs import ModelSpec",
                   "model = load_model(ModelSpec('mini-diffusion'))",

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{c['name']}: {c['scores']}")
     print(f"trained {len(written)} model(s) into {args.output} in {sw.seconds:.0f} s "
           f"({sw.cpu_seconds / common.THREADS:.0f} s CPU per thread)")
-    # mini-diffusion (trained by its own command, mmbench.mini.diffusion) is listed in the index when present.
+    # mini-diffusion (trained by its own command, mmbench.mini.train.diffusion) is listed in the index when present.
     all_cards = [cards.read_card(args.output / m) for m in (*MODELS, "mini-diffusion")
                  if (args.output / m / cards.CARD_FILE).exists()]
     index = args.output.parent / "MODELS.md" if args.output.resolve() == DEFAULT_OUTPUT else args.output / "MODELS.md"

@@ -1,0 +1,47 @@
+"""Loading the models a task uses besides the one it evaluates: image feature extractors for FID/KID and
+image-text embedders for CLIP-score, by name, through the model registry.
+
+This sits in the adapters layer (it loads adapters); mmbench/features.py below it only defines what a
+feature extractor is and computes with one. The runner calls these, on its device and rank, and closes
+what they return at the end of the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mmbench.errors import MMBenchError
+from mmbench.features import DEFAULT_EXTRACTOR, EmbedderFeatures, FeatureExtractor, InceptionFeatures
+
+
+def load_embedder(name: str, device: str | None = None) -> Any:
+    """The adapter of a model that embeds images and texts (``NAME`` or ``clip:NAME``), or an MMBenchError."""
+    from mmbench.adapters import capabilities_of, load_model
+    from mmbench.capabilities import Capability
+    from mmbench.distributed import local_device
+    from mmbench.specs import ModelSpec
+
+    name = name.removeprefix("clip:")
+    spec = ModelSpec(name)
+    if Capability.EMBED not in capabilities_of(spec):
+        raise MMBenchError(f"model {name!r} does not embed images (it offers "
+                           f"{', '.join(sorted(c.value for c in capabilities_of(spec)))}); use an image-text "
+                           f"embedder such as mini-clip, or inception[:PATH]")
+    # No device given: this process's GPU (LOCAL_RANK's under torchrun, as Dist.device places models), not
+    # whichever device "cuda" means at the time; the adapter's own default (the CPU) without CUDA.
+    device = device or local_device()
+    return load_model(spec, {"device": device} if device else {})
+
+
+def load_extractor(name: str = DEFAULT_EXTRACTOR, device: str | None = None, batch_size: int = 32) -> FeatureExtractor:
+    """``inception[:PATH]``, ``clip:MODEL`` or a model name/folder that embeds images (see the module doc).
+
+    ``device`` None: an embedder goes on this process's GPU (see ``load_embedder``); Inception stays on the CPU."""
+    if not name:
+        raise MMBenchError("empty feature extractor name; use inception[:PATH], clip:MODEL or mini-clip")
+    if name == "inception" or name.startswith("inception:"):
+        path = name.partition(":")[2] or None
+        return InceptionFeatures(Path(path) if path else None, device=device or "cpu", batch_size=batch_size)
+    model = name[len("clip:"):] if name.startswith("clip:") else name
+    return EmbedderFeatures(model, load_embedder(model, device), batch_size=batch_size)
