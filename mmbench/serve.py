@@ -292,206 +292,218 @@ class BatchingWorker:
                             job[2].set_exception(one)
 
 
-def make_server(adapter: Any, options: ServeOptions, model_name: str) -> ThreadingHTTPServer:
+class ChatHandler(BaseHTTPRequestHandler):
+    """One HTTP exchange of ``mmbench serve``; what it serves comes from its ChatServer (``self.server``)."""
+
+    server: "ChatServer"
+    protocol_version = "HTTP/1.1"
+    server_version = "mmbench-serve"
+
+    def setup(self) -> None:
+        self.timeout = self.server.options.read_timeout_s  # on the socket: a stalled client cannot hold a thread
+        super().setup()
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def _write(self, status: int, data: bytes, content_type: str, headers: dict | None = None,
+               close: bool = False) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            if close:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+            self.wfile.flush()
+        except OSError:  # the client went away
+            self.close_connection = True
+
+    def _send(self, status: int, body: dict, headers: dict | None = None, close: bool = False) -> None:
+        self._write(status, json.dumps(body).encode(), "application/json", headers, close)
+
+    def _fail(self, err: RequestError) -> None:
+        self._send(err.status, err.body(), close=err.close)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a bad request line, headers too long, an unknown method) in the
+        OpenAI error shape."""
+        if code == 501:  # an unknown method is the client's error, and must not look retryable
+            code, message = 405, message or f"method {self.command} is not allowed"
+        short = self.responses.get(code, ("error", ""))[0]
+        kind = "invalid_request_error" if 400 <= code < 500 else "server_error"
+        self._send(code, error_body(message or short, kind), close=True)
+
+    # -- routes ------------------------------------------------------------------------------------------
+    def _route(self) -> str:
+        return unquote(urlsplit(self.path).path).rstrip("/")
+
+    def do_GET(self) -> None:
+        path = self._route()
+        if path.endswith("/models"):
+            self._send(200, {"object": "list", "data": [self._model_card()]})
+        elif "/models/" in path and path.split("/models/", 1)[1] == self.server.model_name:
+            self._send(200, self._model_card())
+        elif "/models/" in path:
+            self._send(404, error_body(f"model {path.split('/models/', 1)[1]!r} is not served here; this "
+                                       f"server serves {self.server.model_name!r}", param="model",
+                                       code="model_not_found"))
+        elif path in ("/health", "/v1/health"):
+            self._send(200, {"status": "ok"})
+        else:
+            self._send(404, error_body(f"no route GET {self.path}", code="not_found"))
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def _not_allowed(self) -> None:
+        self._send(405, error_body(f"method {self.command} is not allowed here", code="method_not_allowed"),
+                   {"Allow": "GET, POST"}, close=True)
+
+    do_PUT = do_DELETE = do_PATCH = _not_allowed
+
+    def _model_card(self) -> dict:
+        return {"id": self.server.model_name, "object": "model", "created": 0, "owned_by": "mmbench"}
+
+    def _read_body(self) -> bytes:
+        limit = self.server.options.max_body_bytes
+        encoding = self.headers.get("Transfer-Encoding")
+        lengths = self.headers.get_all("Content-Length") or []
+        if encoding is not None:
+            if encoding.strip().lower() != "chunked" or lengths:
+                raise RequestError("only 'Transfer-Encoding: chunked' (without Content-Length) is accepted",
+                                   close=True)
+            return self._read_chunked(limit)
+        if not lengths:
+            raise RequestError("a Content-Length header is required", status=411, close=True)
+        if len({v.strip() for v in lengths}) != 1 or not re.fullmatch(r"[0-9]{1,19}", lengths[0].strip()):
+            raise RequestError(f"Content-Length must be one non-negative integer, got {', '.join(lengths)!r}",
+                               close=True)
+        size = int(lengths[0].strip())
+        if size > limit:
+            raise RequestError(f"the request body ({size} bytes) is over this server's limit of {limit} "
+                               f"bytes", status=413, code="request_too_large", close=True)
+        data = self.rfile.read(size)
+        if len(data) < size:
+            raise RequestError(f"the body ended after {len(data)} of {size} bytes", close=True)
+        return data
+
+    def _read_chunked(self, limit: int) -> bytes:
+        parts, total = [], 0
+        bad = RequestError("malformed chunked request body", close=True)
+        while True:
+            line = self.rfile.readline(1024)
+            size_text = line.split(b";", 1)[0].strip()
+            if not line.endswith(b"\n") or not re.fullmatch(rb"[0-9a-fA-F]{1,16}", size_text):
+                raise bad
+            size = int(size_text, 16)
+            if size == 0:
+                for _ in range(100):  # trailers, up to the blank line
+                    trailer = self.rfile.readline(1024)
+                    if trailer in (b"\r\n", b"\n"):
+                        return b"".join(parts)
+                    if not trailer.endswith(b"\n"):
+                        raise bad
+                raise bad
+            total += size
+            if total > limit:
+                raise RequestError(f"the request body is over this server's limit of {limit} bytes",
+                                   status=413, code="request_too_large", close=True)
+            chunk = self.rfile.read(size)
+            if len(chunk) < size or self.rfile.read(2) not in (b"\r\n",):
+                raise bad
+            parts.append(chunk)
+
+    def do_POST(self) -> None:
+        try:
+            self._post()
+        except RequestError as err:
+            self._fail(err)
+        except TimeoutError:
+            self._send(408, error_body("the request body did not arrive in time", code="timeout"),
+                       close=True)
+        except Exception as exc:  # noqa: BLE001 - a bug here must not drop the connection without an answer
+            self._send(500, error_body(f"{type(exc).__name__}: {exc}", "server_error"), close=True)
+
+    def _post(self) -> None:
+        raw = self._read_body()
+        if not self._route().endswith("/chat/completions"):
+            raise RequestError(f"no route POST {self.path}", status=404, code="not_found")
+        with self.server.rng_lock:
+            fail = self.server.rng.random() < self.server.options.fail_rate
+            status = self.server.rng.choice((503, 429))
+        if fail:
+            return self._send(status, error_body("injected failure (--fail-rate)", "server_error"),
+                              {"Retry-After": "0"})
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RequestError(f"the body is not valid JSON: {exc}", code="invalid_json")
+        if not isinstance(body, dict):
+            raise RequestError("the body must be a JSON object")
+        model = body.get("model")
+        if model is not None and not isinstance(model, str):
+            raise RequestError("model must be a string", param="model")
+        if model is not None and model != self.server.model_name:
+            raise RequestError(f"model {model!r} is not served here; this server serves {self.server.model_name!r}",
+                               status=404, param="model", code="model_not_found")
+        config, stream, include_usage = parse_config(body, self.server.options)
+        request = parse_messages(body.get("messages"), self.server.options.max_image_pixels)
+        try:
+            gen = self.server.worker.submit(request, config).result()
+        except (ItemError, MMBenchError) as exc:  # the adapter refused this request (e.g. too many images)
+            raise RequestError(f"the model cannot take this request: {exc}", code="unprocessable_request")
+        except Exception as exc:  # noqa: BLE001
+            return self._send(500, error_body(f"{type(exc).__name__}: {exc}", "server_error"))
+        self._answer(gen, config, stream, include_usage)
+
+    def _answer(self, gen: Generation, config: GenerationConfig, stream: bool, include_usage: bool) -> None:
+        text, stopped = cut_at_stop(gen.text, config.stop)
+        counted = gen.extra.get("usage") or count_usage(None, GenerationRequest(prompt=""), gen)
+        # "length" when the model used all max_tokens (by its own count, or by the estimate when it
+        # reports none) without reaching a stop string
+        finish = "length" if not stopped and counted["completion_tokens"] >= config.max_new_tokens \
+            else "stop"
+        usage = {"prompt_tokens": counted["prompt_tokens"], "completion_tokens": counted["completion_tokens"],
+                 "total_tokens": counted["prompt_tokens"] + counted["completion_tokens"]}
+        if counted["estimated"]:
+            usage["estimated"] = True  # no tokenizer: ~4 characters per token (see count_usage)
+        head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": self.server.model_name,
+                "system_fingerprint": None}
+        if not stream:
+            return self._send(200, {**head, "object": "chat.completion", "usage": usage, "choices": [
+                {"index": 0, "finish_reason": finish, "logprobs": None,
+                 "message": {"role": "assistant", "content": text}}]})
+        chunk = {**head, "object": "chat.completion.chunk"}
+        if include_usage:
+            chunk["usage"] = None
+        events = [{**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text},
+                                         "logprobs": None, "finish_reason": None}]},
+                  {**chunk, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}]}]
+        if include_usage:
+            events.append({**chunk, "choices": [], "usage": usage})
+        data = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+        self._write(200, data.encode(), "text/event-stream", {"Cache-Control": "no-cache"})
+
+
+class ChatServer(ThreadingHTTPServer):
+    """The threaded HTTP server of ``mmbench serve``: the model's batching worker and the serving options."""
+
+    daemon_threads = True
+
+    def __init__(self, worker: "BatchingWorker", options: ServeOptions, model_name: str) -> None:
+        self.worker, self.options, self.model_name = worker, options, model_name
+        self.rng = random.Random(options.seed)  # the --fail-rate draws
+        self.rng_lock = threading.Lock()
+        super().__init__((options.host, options.port), ChatHandler)
+
+
+def make_server(adapter: Any, options: ServeOptions, model_name: str) -> ChatServer:
     if Capability.GENERATE_TEXT not in adapter.capabilities:
         raise MMBenchError(f"model {model_name!r} does not offer image+prompt->text; only such models can be served")
-    worker = BatchingWorker(adapter, options)
-    rng = random.Random(options.seed)
-    rng_lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "mmbench-serve"
-        timeout = options.read_timeout_s  # applied to the socket: a stalled client cannot hold a thread
-
-        def log_message(self, *args: Any) -> None:  # quiet
-            pass
-
-        def _write(self, status: int, data: bytes, content_type: str, headers: dict | None = None,
-                   close: bool = False) -> None:
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                if close:
-                    self.send_header("Connection", "close")
-                    self.close_connection = True
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                self.wfile.flush()
-            except OSError:  # the client went away
-                self.close_connection = True
-
-        def _send(self, status: int, body: dict, headers: dict | None = None, close: bool = False) -> None:
-            self._write(status, json.dumps(body).encode(), "application/json", headers, close)
-
-        def _fail(self, err: RequestError) -> None:
-            self._send(err.status, err.body(), close=err.close)
-
-        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-            """http.server's own refusals (a bad request line, headers too long, an unknown method) in the
-            OpenAI error shape."""
-            if code == 501:  # an unknown method is the client's error, and must not look retryable
-                code, message = 405, message or f"method {self.command} is not allowed"
-            short = self.responses.get(code, ("error", ""))[0]
-            kind = "invalid_request_error" if 400 <= code < 500 else "server_error"
-            self._send(code, error_body(message or short, kind), close=True)
-
-        # -- routes ------------------------------------------------------------------------------------------
-        def _route(self) -> str:
-            return unquote(urlsplit(self.path).path).rstrip("/")
-
-        def do_GET(self) -> None:
-            path = self._route()
-            if path.endswith("/models"):
-                self._send(200, {"object": "list", "data": [self._model_card()]})
-            elif "/models/" in path and path.split("/models/", 1)[1] == model_name:
-                self._send(200, self._model_card())
-            elif "/models/" in path:
-                self._send(404, error_body(f"model {path.split('/models/', 1)[1]!r} is not served here; this "
-                                           f"server serves {model_name!r}", param="model",
-                                           code="model_not_found"))
-            elif path in ("/health", "/v1/health"):
-                self._send(200, {"status": "ok"})
-            else:
-                self._send(404, error_body(f"no route GET {self.path}", code="not_found"))
-
-        def do_HEAD(self) -> None:
-            self.do_GET()
-
-        def _not_allowed(self) -> None:
-            self._send(405, error_body(f"method {self.command} is not allowed here", code="method_not_allowed"),
-                       {"Allow": "GET, POST"}, close=True)
-
-        do_PUT = do_DELETE = do_PATCH = _not_allowed
-
-        def _model_card(self) -> dict:
-            return {"id": model_name, "object": "model", "created": 0, "owned_by": "mmbench"}
-
-        def _read_body(self) -> bytes:
-            limit = options.max_body_bytes
-            encoding = self.headers.get("Transfer-Encoding")
-            lengths = self.headers.get_all("Content-Length") or []
-            if encoding is not None:
-                if encoding.strip().lower() != "chunked" or lengths:
-                    raise RequestError("only 'Transfer-Encoding: chunked' (without Content-Length) is accepted",
-                                       close=True)
-                return self._read_chunked(limit)
-            if not lengths:
-                raise RequestError("a Content-Length header is required", status=411, close=True)
-            if len({v.strip() for v in lengths}) != 1 or not re.fullmatch(r"[0-9]{1,19}", lengths[0].strip()):
-                raise RequestError(f"Content-Length must be one non-negative integer, got {', '.join(lengths)!r}",
-                                   close=True)
-            size = int(lengths[0].strip())
-            if size > limit:
-                raise RequestError(f"the request body ({size} bytes) is over this server's limit of {limit} "
-                                   f"bytes", status=413, code="request_too_large", close=True)
-            data = self.rfile.read(size)
-            if len(data) < size:
-                raise RequestError(f"the body ended after {len(data)} of {size} bytes", close=True)
-            return data
-
-        def _read_chunked(self, limit: int) -> bytes:
-            parts, total = [], 0
-            bad = RequestError("malformed chunked request body", close=True)
-            while True:
-                line = self.rfile.readline(1024)
-                size_text = line.split(b";", 1)[0].strip()
-                if not line.endswith(b"\n") or not re.fullmatch(rb"[0-9a-fA-F]{1,16}", size_text):
-                    raise bad
-                size = int(size_text, 16)
-                if size == 0:
-                    for _ in range(100):  # trailers, up to the blank line
-                        trailer = self.rfile.readline(1024)
-                        if trailer in (b"\r\n", b"\n"):
-                            return b"".join(parts)
-                        if not trailer.endswith(b"\n"):
-                            raise bad
-                    raise bad
-                total += size
-                if total > limit:
-                    raise RequestError(f"the request body is over this server's limit of {limit} bytes",
-                                       status=413, code="request_too_large", close=True)
-                chunk = self.rfile.read(size)
-                if len(chunk) < size or self.rfile.read(2) not in (b"\r\n",):
-                    raise bad
-                parts.append(chunk)
-
-        def do_POST(self) -> None:
-            try:
-                self._post()
-            except RequestError as err:
-                self._fail(err)
-            except TimeoutError:
-                self._send(408, error_body("the request body did not arrive in time", code="timeout"),
-                           close=True)
-            except Exception as exc:  # noqa: BLE001 - a bug here must not drop the connection without an answer
-                self._send(500, error_body(f"{type(exc).__name__}: {exc}", "server_error"), close=True)
-
-        def _post(self) -> None:
-            raw = self._read_body()
-            if not self._route().endswith("/chat/completions"):
-                raise RequestError(f"no route POST {self.path}", status=404, code="not_found")
-            with rng_lock:
-                fail = rng.random() < options.fail_rate
-                status = rng.choice((503, 429))
-            if fail:
-                return self._send(status, error_body("injected failure (--fail-rate)", "server_error"),
-                                  {"Retry-After": "0"})
-            try:
-                body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise RequestError(f"the body is not valid JSON: {exc}", code="invalid_json")
-            if not isinstance(body, dict):
-                raise RequestError("the body must be a JSON object")
-            model = body.get("model")
-            if model is not None and not isinstance(model, str):
-                raise RequestError("model must be a string", param="model")
-            if model is not None and model != model_name:
-                raise RequestError(f"model {model!r} is not served here; this server serves {model_name!r}",
-                                   status=404, param="model", code="model_not_found")
-            config, stream, include_usage = parse_config(body, options)
-            request = parse_messages(body.get("messages"), options.max_image_pixels)
-            try:
-                gen = worker.submit(request, config).result()
-            except (ItemError, MMBenchError) as exc:  # the adapter refused this request (e.g. too many images)
-                raise RequestError(f"the model cannot take this request: {exc}", code="unprocessable_request")
-            except Exception as exc:  # noqa: BLE001
-                return self._send(500, error_body(f"{type(exc).__name__}: {exc}", "server_error"))
-            self._answer(gen, config, stream, include_usage)
-
-        def _answer(self, gen: Generation, config: GenerationConfig, stream: bool, include_usage: bool) -> None:
-            text, stopped = cut_at_stop(gen.text, config.stop)
-            counted = gen.extra.get("usage") or count_usage(None, GenerationRequest(prompt=""), gen)
-            # "length" when the model used all max_tokens (by its own count, or by the estimate when it
-            # reports none) without reaching a stop string
-            finish = "length" if not stopped and counted["completion_tokens"] >= config.max_new_tokens \
-                else "stop"
-            usage = {"prompt_tokens": counted["prompt_tokens"], "completion_tokens": counted["completion_tokens"],
-                     "total_tokens": counted["prompt_tokens"] + counted["completion_tokens"]}
-            if counted["estimated"]:
-                usage["estimated"] = True  # no tokenizer: ~4 characters per token (see count_usage)
-            head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model_name,
-                    "system_fingerprint": None}
-            if not stream:
-                return self._send(200, {**head, "object": "chat.completion", "usage": usage, "choices": [
-                    {"index": 0, "finish_reason": finish, "logprobs": None,
-                     "message": {"role": "assistant", "content": text}}]})
-            chunk = {**head, "object": "chat.completion.chunk"}
-            if include_usage:
-                chunk["usage"] = None
-            events = [{**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text},
-                                             "logprobs": None, "finish_reason": None}]},
-                      {**chunk, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}]}]
-            if include_usage:
-                events.append({**chunk, "choices": [], "usage": usage})
-            data = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
-            self._write(200, data.encode(), "text/event-stream", {"Cache-Control": "no-cache"})
-
-    server = ThreadingHTTPServer((options.host, options.port), Handler)
-    server.daemon_threads = True
-    server.worker = worker  # type: ignore[attr-defined]
-    return server
+    return ChatServer(BatchingWorker(adapter, options), options, model_name)
