@@ -338,12 +338,7 @@ def paired_test(base_stats: Mapping[str, object], new_stats: Mapping[str, object
         return PairedTest(m, b, nw, diff, None, None, None, None, None, bool(higher_is_better.get(m, True)), n,
                           label, int(resamples), int(seed), float(alpha), note)
 
-    reason = None if aggregate is not None else (unavailable_reason or "no aggregator")
-    if reason is None and n == 0:
-        reason = "no per-item statistics were stored with these results"
-    if reason is None and method == "permutation" and set(base) != set(new):
-        reason = (f"the runs store different item statistics ({sorted(set(base) ^ set(new))}), so items "
-                  f"cannot be swapped between them")
+    reason = _untestable(aggregate, unavailable_reason, n, method, base, new)
     full_b: Mapping[str, float] = {}
     full_n: Mapping[str, float] = {}
     seconds = 0.0
@@ -385,34 +380,48 @@ def paired_test(base_stats: Mapping[str, object], new_stats: Mapping[str, object
         return {m: out[m] for m in metrics}
 
     for m in todo:
-        hib = bool(higher_is_better.get(m, True))
-        sign = 1.0 if hib else -1.0
-        d_hat = float(full_n[m]) - float(full_b[m])
-        rep = boot[m]
-        if not np.isfinite(rep).all() or not np.isfinite(d_hat):
-            out[m] = none(m, f"the metric is undefined on {int((~np.isfinite(rep)).sum())} of {resamples} "
-                             f"resamples, so there is no test")
-            continue
-        tol = 1e-12 * (1.0 + abs(d_hat) + float(np.abs(rep).max(initial=0.0)))
-        if method == "permutation":
-            null = perm[m]  # the statistic under random swaps: already centred on the null
-            p_two = (1 + np.count_nonzero(np.abs(null) >= abs(d_hat) - tol)) / (resamples + 1)
-            p_worse = (1 + np.count_nonzero(sign * null <= sign * d_hat + tol)) / (resamples + 1)
-        else:
-            shifted = rep - d_hat  # the bootstrap distribution moved to the null of no difference
-            p_two = (1 + np.count_nonzero(np.abs(shifted) >= abs(d_hat) - tol)) / (resamples + 1)
-            p_worse = (1 + np.count_nonzero(sign * shifted <= sign * d_hat + tol)) / (resamples + 1)
-        low, high = percentile_interval(rep, alpha)
         b, nw = _float(rb.get(m, full_b[m])), _float(rn.get(m, full_n[m]))
-        diff = nw - b  # type: ignore[operator]
-        notes = []
-        if not _close(diff, d_hat) and not (abs(diff) < 1e-15 and abs(d_hat) < 1e-15):
-            notes.append(f"the test is of the aggregator's approximation, whose difference on all items is "
-                         f"{d_hat:.6g} where the reported values differ by {diff:.6g}")
-        out[m] = PairedTest(m, b, nw, diff, low, high, float(min(p_two, 1.0)), float(min(p_worse, 1.0)),
-                            analytic_se(diffs[m]) if m in diffs else None, hib, n, label, int(resamples),
-                            int(seed), float(alpha), "; ".join(notes))
+        out[m] = _tested(m, b, nw, float(full_n[m]) - float(full_b[m]), boot[m], perm.get(m), diffs.get(m),
+                         bool(higher_is_better.get(m, True)), n, label, resamples, seed, alpha) or \
+            none(m, f"the metric is undefined on {int((~np.isfinite(boot[m])).sum())} of {resamples} resamples, "
+                    f"so there is no test")
     return {m: out[m] for m in metrics}
+
+
+def _untestable(aggregate: Aggregate | None, unavailable_reason: str, n: int, method: str,
+                base: Mapping[str, np.ndarray], new: Mapping[str, np.ndarray]) -> str | None:
+    """Why no paired test can run at all (None: it can)."""
+    if aggregate is None:
+        return unavailable_reason or "no aggregator"
+    if n == 0:
+        return "no per-item statistics were stored with these results"
+    if method == "permutation" and set(base) != set(new):
+        return (f"the runs store different item statistics ({sorted(set(base) ^ set(new))}), so items cannot be "
+                f"swapped between them")
+    return None
+
+
+def _tested(m: str, b: float | None, nw: float | None, d_hat: float, rep: np.ndarray, null: np.ndarray | None,
+            diffs: np.ndarray | None, hib: bool, n: int, label: str, resamples: int, seed: int,
+            alpha: float) -> PairedTest | None:
+    """The test of one metric from its replicates (``null``: the permutation null, else the shifted
+    bootstrap); None when the metric is undefined on some resample."""
+    if not np.isfinite(rep).all() or not np.isfinite(d_hat):
+        return None
+    sign = 1.0 if hib else -1.0
+    tol = 1e-12 * (1.0 + abs(d_hat) + float(np.abs(rep).max(initial=0.0)))
+    centred = null if null is not None else rep - d_hat  # the statistic under the null of no difference
+    p_two = (1 + np.count_nonzero(np.abs(centred) >= abs(d_hat) - tol)) / (resamples + 1)
+    p_worse = (1 + np.count_nonzero(sign * centred <= sign * d_hat + tol)) / (resamples + 1)
+    low, high = percentile_interval(rep, alpha)
+    diff = nw - b  # type: ignore[operator]
+    note = ""
+    if not _close(diff, d_hat) and not (abs(diff) < 1e-15 and abs(d_hat) < 1e-15):
+        note = (f"the test is of the aggregator's approximation, whose difference on all items is {d_hat:.6g} "
+                f"where the reported values differ by {diff:.6g}")
+    return PairedTest(m, b, nw, diff, low, high, float(min(p_two, 1.0)), float(min(p_worse, 1.0)),
+                      analytic_se(diffs) if diffs is not None else None, hib, n, label, int(resamples), int(seed),
+                      float(alpha), note)
 
 
 def _difference(new: Mapping[str, float], base: Mapping[str, float], metric: str) -> float:
