@@ -46,6 +46,10 @@ class ImageTextEmbedder(Protocol):
 
     def embed_texts(self, texts: Sequence[str]) -> "np.ndarray": ...
 
+    def truncated(self, texts: Sequence[str]) -> list[bool]:
+        """Per text, whether the text encoder cuts it at its maximum length (its embedding then only sees the
+        beginning): a declared per-text output, so tasks report truncation without watching counters."""
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
@@ -247,11 +251,25 @@ class GenerationConfig(DecodingSettings):
 
 @dataclass(frozen=True)
 class Generation:
-    """What a text generator returns per request: the text, plus the exact prompt it sent."""
+    """What a text generator returns per request: the text, the exact prompt it sent, the new token ids of a
+    greedy generation (what an attention probe re-reads; empty when the adapter has none) and the events the
+    request met (``empty_generation``, ``unbatched_request``, ``retry``...: summed per task into the
+    result's counters)."""
 
     text: str
     prompt_sent: str = ""
     extra: dict = field(default_factory=dict)
+    token_ids: tuple[int, ...] = ()
+    events: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A transcript with the events its utterance met (e.g. ``long_form``); ``transcribe`` may return these
+    instead of plain strings."""
+
+    text: str
+    events: tuple[str, ...] = ()
 
 
 @runtime_checkable
@@ -283,8 +301,8 @@ class SpeechToText(Protocol):
     def prepare(self, waveforms: Sequence["np.ndarray"], sample_rate: int) -> Any:
         """``waveforms``: float32 mono arrays in [-1, 1] at ``sample_rate`` Hz (CPU only, thread-safe)."""
 
-    def transcribe(self, prepared: Any) -> list[str]:
-        """The transcripts, in order; an empty string when nothing was recognised."""
+    def transcribe(self, prepared: Any) -> list["str | Transcript"]:
+        """The transcripts, in order (strings, or Transcripts carrying events); '' when nothing was recognised."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from mmbench.results import RunResult, TaskResult, Throughput
 from mmbench.specs import ModelSpec, RunOptions, RunSpec
 from mmbench.execution import predict_batch, prepared_batches
 from mmbench.store import Store, pack_stats
-from mmbench.tasks.base import ScoreReport, Task, TaskContext
+from mmbench.tasks.base import RunContext, ScoreReport, Task, TaskContext
 from mmbench.tasks.catalog import build_task
 
 
@@ -60,6 +60,39 @@ def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="item", disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+class CacheKeys:
+    """The (model, task) fingerprints that key the per-item cache, computed when first needed: after the
+    task's setup, since a task's fingerprint may depend on the models it was given (e.g. a feature
+    extractor's weights)."""
+
+    def __init__(self, adapter: Adapter, task: Task) -> None:
+        self._adapter, self._task = adapter, task
+        self._model: str | None = None
+        self._task_fp: str | None = None
+
+    @property
+    def model(self) -> str:
+        if self._model is None:
+            self._model = self._adapter.fingerprint()
+        return self._model
+
+    @property
+    def task(self) -> str:
+        if self._task_fp is None:
+            self._task_fp = self._task.fingerprint()
+        return self._task_fp
+
+
+def count_events(outputs) -> dict[str, int]:
+    """Per-item events the outputs declare (``"events": [...]``: a truncated caption, an empty generation, a
+    retried request), summed over the task's items (resumed ones included)."""
+    counts: dict[str, int] = {}
+    for out in outputs:
+        for event in (out.get("events") or ()) if isinstance(out, dict) else ():
+            counts[event] = counts.get(event, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 @dataclass
@@ -200,74 +233,123 @@ class Runner:
         """One (model, task). Items are sharded over the ranks; rank 0 gathers, scores and records."""
         dist = self.dist
         seed_everything(self.options.seed)
-        task.shared = self.shared
-        model_fp, task_fp = adapter.fingerprint(), task.fingerprint()
-        counters_before = dict(adapter.counters)
-        memo_store: dict[str, Any] = {}
-
-        def memo(key: str, compute):
-            if cache is not None:
-                return cache.memo(model_fp, task_fp, key, compute)
-            if key not in memo_store:
-                memo_store[key] = compute()
-            return memo_store[key]
-
+        keys = CacheKeys(adapter, task)
+        run = RunContext(memo=self.memo(cache, keys), resources=self.shared, models=self.task_models(task))
         sizer = self.batch_sizer(adapter, task)
-        failures: dict[str, str] = {}
-        computed: dict[str, tuple[Any, float]] = {}
         start = time.perf_counter()
         with MemoryMonitor.for_model(adapter) as mem:
-            task.setup(adapter, memo)  # before items(): a probe learns here which inputs the model accepts
+            task.setup(adapter, run)  # before items(): a probe learns here which inputs the model accepts
             items = task.items()
-            by_id = {it["id"]: it for it in items}
-            # Rank 0 reads the cache and decides what is left to do; every rank takes every world_size-th
-            # item of that list, so the split depends on the items, never on a previous run's process count.
-            outputs: dict[str, tuple[Any, float]] = {}
-            if dist.is_main and cache is not None:
-                outputs = cache.get_many(model_fp, task_fp, list(by_id))
-            todo_ids = dist.broadcast([it["id"] for it in task.batch_order([it for it in items
-                                                                            if it["id"] not in outputs])]
-                                      if dist.is_main else None)
-            mine = [by_id[i] for i in todo_ids[dist.rank::dist.world_size]]
-            n_cached = len(outputs)
+            outputs, todo_ids = self.plan_items(task, items, cache, keys)
             progress = _progress(len(items), f"{model_name} | {task.name}", self.options.show_progress and dist.is_main)
-            progress.update(n_cached)
+            progress.update(len(outputs))
+            by_id = {it["id"]: it for it in items}
+            mine = [by_id[i] for i in todo_ids[dist.rank::dist.world_size]]
             compute_start = time.perf_counter()
-            for batch in prepared_batches(task, adapter, mine, sizer, self.options.prefetch):
-                done, failed = predict_batch(task, adapter, batch, sizer, model_name) if batch.items \
-                    else ([], dict(batch.failed))
-                failures.update(failed)
-                if cache is not None and done:
-                    cache.put_many(model_fp, task_fp, [(it["id"], out, sec) for it, out, sec in done])
-                computed.update({it["id"]: (out, sec) for it, out, sec in done})
-                progress.update((len(done) + len(failed)) * dist.world_size)
+            computed, failures = self.compute(task, adapter, mine, sizer, cache, keys, progress, model_name)
             gathered = dist.gather((computed, failures))
             compute_wall = time.perf_counter() - compute_start
             progress.close()
-            report = None
+            n_cached, report = len(outputs), None
             if dist.is_main:
-                for rank, (rank_computed, rank_failures) in enumerate(gathered):
-                    if rank and cache is not None and rank_computed:  # complete rank 0's cache across nodes
-                        cache.put_many(model_fp, task_fp, [(i, o, s) for i, (o, s) in rank_computed.items()])
-                    outputs.update(rank_computed)
-                    failures.update(rank_failures)
-                ordered = [outputs[it["id"]][0] if it["id"] in outputs else None for it in items]
-                report = task.score(items, ordered)
+                self.merge(gathered, outputs, failures, cache, keys)
+                report = task.score(items, [outputs[it["id"]][0] if it["id"] in outputs else None for it in items])
         peak_memory = mem.result(dist)  # every rank's, on rank 0
         if not dist.is_main:
             return None, None
-        wall = time.perf_counter() - start
+        throughput = self.throughput(outputs, len(todo_ids) - len(failures), compute_wall, sizer)
+        notes = self.notes(task, items, report, failures, sizer)
+        counters = count_events(o for o, _ in outputs.values())
+        notes.extend(f"{key}: {value}" for key, value in counters.items())
+        files = self.write_files(run_dir, model_name, task, items, failures, report)
+        result = TaskResult(
+            model=model_name, task=task.name, kind=task.kind, metrics=[m.to_dict() for m in report.metrics],
+            n_items=len(items), n_failed=len(failures), n_cached=n_cached, throughput=throughput,
+            wall_time_s=time.perf_counter() - start, peak_memory=peak_memory, model_info=adapter.describe(),
+            task_info=task.describe(), model_fingerprint=keys.model, task_fingerprint=keys.task,
+            data_fingerprint=task.data.fingerprint, aggregator=report.aggregator, notes=notes, counters=counters,
+            files=files, created_at=now_iso())
+        return result, report
+
+    # -- the steps of evaluate ---------------------------------------------------------------------------
+    def memo(self, cache: Cache | None, keys: "CacheKeys"):
+        """``memo(key, compute)`` for a task's setup: kept in the cache under the (model, task) (so a resumed
+        run reuses it), or for this invocation only without a cache."""
+        store: dict[str, Any] = {}
+
+        def memo(key: str, compute):
+            if cache is not None:
+                return cache.memo(keys.model, keys.task, key, compute)
+            if key not in store:
+                store[key] = compute()
+            return store[key]
+        return memo
+
+    def task_models(self, task: Task) -> dict[str, Any]:
+        """The extra models a task needs (``Task.needs``: feature extractors, CLIP-score models), loaded once per
+        run through the model registry on this process's device, shared by every task that needs the same,
+        and closed with the run's resources."""
+        from mmbench.adapters.extractors import load_need
+
+        loaded = {}
+        for role, need in task.needs().items():
+            key = f"model:{need}"
+            if key not in self.shared:
+                self.shared[key] = load_need(need, device=self.dist.device(self.options.device))
+            loaded[role] = self.shared[key]
+        return loaded
+
+    def plan_items(self, task: Task, items: list[dict], cache: Cache | None,
+                   keys: "CacheKeys") -> tuple[dict[str, tuple[Any, float]], list[str]]:
+        """(outputs already cached, on rank 0; the ids left to compute, in the task's batch order). Rank 0
+        decides and broadcasts; every rank then takes every world_size-th id, so the split depends on the
+        items, never on a previous run's process count."""
+        dist = self.dist
+        outputs: dict[str, tuple[Any, float]] = {}
+        if dist.is_main and cache is not None:
+            outputs = cache.get_many(keys.model, keys.task, [it["id"] for it in items])
+        todo = [it["id"] for it in task.batch_order([it for it in items if it["id"] not in outputs])] \
+            if dist.is_main else None
+        return outputs, dist.broadcast(todo)
+
+    def compute(self, task: Task, adapter: Adapter, items: list[dict], sizer: BatchSizer, cache: Cache | None,
+                keys: "CacheKeys", progress: Any, model_name: str
+                ) -> tuple[dict[str, tuple[Any, float]], dict[str, str]]:
+        """This rank's items, batched with the next batch prepared ahead; outputs committed per batch."""
+        computed: dict[str, tuple[Any, float]] = {}
+        failures: dict[str, str] = {}
+        for batch in prepared_batches(task, adapter, items, sizer, self.options.prefetch):
+            done, failed = predict_batch(task, adapter, batch, sizer, model_name) if batch.items \
+                else ([], dict(batch.failed))
+            failures.update(failed)
+            if cache is not None and done:
+                cache.put_many(keys.model, keys.task, [(it["id"], out, sec) for it, out, sec in done])
+            computed.update({it["id"]: (out, sec) for it, out, sec in done})
+            progress.update((len(done) + len(failed)) * self.dist.world_size)
+        return computed, failures
+
+    def merge(self, gathered: list, outputs: dict, failures: dict, cache: Cache | None, keys: "CacheKeys") -> None:
+        """Rank 0: every rank's outputs and failures into ``outputs``/``failures``; the other ranks' outputs
+        also into rank 0's cache (complete across nodes)."""
+        for rank, (rank_computed, rank_failures) in enumerate(gathered):
+            if rank and cache is not None and rank_computed:
+                cache.put_many(keys.model, keys.task, [(i, o, s) for i, (o, s) in rank_computed.items()])
+            outputs.update(rank_computed)
+            failures.update(rank_failures)
+
+    def throughput(self, outputs: dict, n_computed: int, compute_wall: float, sizer: BatchSizer) -> Throughput:
         model_seconds = float(sum(s for _, s in outputs.values()))
-        n_computed = len(todo_ids) - len(failures)
-        procs = f", {dist.world_size} processes" if dist.enabled else ""
+        procs = f", {self.dist.world_size} processes" if self.dist.enabled else ""
         if n_computed > 0:
-            throughput = Throughput(n_computed / compute_wall if compute_wall > 0 else None,
-                                    f"wall time of this invocation over {n_computed} computed items (decode + "
-                                    f"preprocess overlapped, batch size {sizer.describe()}{procs})", model_seconds)
-        else:
-            throughput = Throughput(len(outputs) / model_seconds if model_seconds > 0 else None,
-                                    "model time recorded in the cache (all items resumed)", model_seconds)
-        counters = {k: v - counters_before.get(k, 0) for k, v in adapter.counters.items()}
+            return Throughput(n_computed / compute_wall if compute_wall > 0 else None,
+                              f"wall time of this invocation over {n_computed} computed items (decode + "
+                              f"preprocess overlapped, batch size {sizer.describe()}{procs})", model_seconds)
+        return Throughput(len(outputs) / model_seconds if model_seconds > 0 else None,
+                          "model time recorded in the cache (all items resumed)", model_seconds)
+
+    @staticmethod
+    def notes(task: Task, items: list[dict], report: ScoreReport, failures: dict[str, str],
+              sizer: BatchSizer) -> list[str]:
         notes = list(report.notes)
         if failures:
             first = next(iter(failures.items()))
@@ -277,15 +359,7 @@ class Runner:
                          f"not comparable to a full-set score")
         if sizer.ooms:
             notes.append(f"batch size {sizer.describe()}")
-        notes.extend(f"{key}: {value}" for key, value in counters.items() if value)
-        files = self.write_files(run_dir, model_name, task, items, failures, report)
-        result = TaskResult(
-            model=model_name, task=task.name, kind=task.kind, metrics=[m.to_dict() for m in report.metrics],
-            n_items=len(items), n_failed=len(failures), n_cached=n_cached, throughput=throughput,
-            wall_time_s=wall, peak_memory=peak_memory, model_info=adapter.describe(), task_info=task.describe(),
-            model_fingerprint=model_fp, task_fingerprint=task_fp, data_fingerprint=task.data.fingerprint,
-            aggregator=report.aggregator, notes=notes, counters=counters, files=files, created_at=now_iso())
-        return result, report
+        return notes
 
     def write_files(self, run_dir: Path, model_name: str, task: Task, items: list[dict],
                     failures: dict[str, str], report: ScoreReport) -> dict:

@@ -206,3 +206,18 @@ class RunSpec:
     tasks: tuple[TaskSpec, ...]
     options: RunOptions = RunOptions()
     suite: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelNeed:
+    """A model a task uses besides the one it evaluates, loaded by the runner (mmbench.adapters.extractors):
+    ``kind`` "image-features" (a FeatureExtractor for FID/KID) or "image-text-embedder" (an adapter for
+    CLIP-score), ``name`` as the task file gives it, ``batch_size`` for feature extraction."""
+
+    kind: str
+    name: str
+    batch_size: int = 32
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}:{self.batch_size}"
+

@@ -70,6 +70,9 @@ class ColourEncoder(Adapter):
     def embed_images(self, batch):
         return np.stack([self._one_hot(c) for c in batch])
 
+    def truncated(self, texts):
+        return [False] * len(texts)
+
     def embed_texts(self, texts):
         return np.stack([self._one_hot(next((w for w in t.split() if w in COLOURS), "?")) for t in texts])
 

@@ -85,8 +85,11 @@ def test_greedy_is_the_same_at_batch_sizes_1_3_16(model, family):
     assert [g.prompt_sent for g in by_size[16]] == [g.prompt_sent for g in by_size[1]]
     # non-trivial: min_new_tokens and suppressed special tokens in the tiny models' generation config make
     # random weights write words, so a padding or masking bug shows up as a changed text
-    assert all(texts[1]) and adapter.counters["empty_generations"] == 0
-    assert adapter.counters["unbatched_requests"] == 0  # really batched, not one request at a time
+    events = [e for gens in by_size.values() for g in gens for e in g.events]
+    assert all(texts[1]) and "empty_generation" not in events
+    assert "unbatched_request" not in events  # really batched, not one request at a time
+    greedy_ids = [g.token_ids for g in by_size[1]]
+    assert all(greedy_ids) and greedy_ids == [g.token_ids for g in by_size[16]]  # greedy ids are part of the output
     assert len(set(texts[1])) >= 3
     assert all(0 < g.extra["new_tokens"] <= GREEDY.max_new_tokens for g in by_size[1])
 
@@ -246,13 +249,13 @@ def test_stop_strings_truncate(model):
     words = greedy[1].split()
     assert len(words) >= 3
     stop = (words[2], "zzz-never")
-    before = adapter.counters["empty_generations"]
     stopped = run(adapter, REQUESTS, GenerationConfig(max_new_tokens=8, stop=stop), batch_size=5)
     assert [g.text for g in stopped] == [truncate_at_stop(t, stop).strip() for t in greedy]
     assert stopped[1].text == " ".join(words[:2])
     # a stop string that opens a generation leaves it empty, and that is counted
     first = run(adapter, REQUESTS[:1], GenerationConfig(max_new_tokens=8, stop=(greedy[0].split()[0],)))
-    assert first[0].text == "" and adapter.counters["empty_generations"] == before + 1
+    assert first[0].text == "" and first[0].events == ("empty_generation",)
+    assert all("empty_generation" not in g.events for g in stopped if g.text)
 
 
 def test_truncate_at_stop():
@@ -294,10 +297,10 @@ def test_a_processor_that_pads_on_the_right_gets_one_request_at_a_time(model, mo
         return adapter.processor(text=texts, images=images, padding=True, padding_side="right",
                                  add_special_tokens=add_special_tokens, return_tensors="pt")
     monkeypatch.setattr(adapter.prompts.slots, "encode", right_padded)
-    before = adapter.counters["unbatched_requests"]
     prepared = adapter.prepare(REQUESTS[:4], GREEDY)
-    assert len(prepared.inputs) == 4 and adapter.counters["unbatched_requests"] == before + 4
-    assert [g.text for g in adapter.generate(prepared, GREEDY)] == expected
+    assert len(prepared.inputs) == 4 and prepared.unbatched
+    gens = adapter.generate(prepared, GREEDY)
+    assert [g.text for g in gens] == expected and all("unbatched_request" in g.events for g in gens)
 
 
 def test_device_map_is_passed_through(model):

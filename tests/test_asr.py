@@ -179,7 +179,7 @@ def test_whisper_long_form_sequential_and_chunked(capsys, tiny_whisper, speech_d
                                f"pretrained={tiny_whisper},max_new_tokens=6,long_form={mode}", "tiny-asr-long",
                                task_dir, speech_data, "--batch-size", str(bs), "--no-cache")
         r = run.results[0]
-        assert "long_form_utterances: 1" in r.notes and r.counters["long_form_utterances"] == 1
+        assert "long_form_utterance: 1" in r.notes and r.counters["long_form_utterance"] == 1
         assert mode in r.model_info["long_form"] and "normaliser=basic" in r.metrics[0]["variant"]
         texts[(mode, bs)] = {k: v["hypothesis"] for k, v in samples(run_dir, r).items()}
         assert samples(run_dir, r)["long"]["duration_s"] == pytest.approx(34.98, abs=0.01)

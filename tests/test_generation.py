@@ -17,7 +17,8 @@ from mmbench.adapters import load_model
 from mmbench.capabilities import ImageGenerationConfig, ImageRequest
 from mmbench.cli.main import main
 from mmbench.errors import MMBenchError
-from mmbench.adapters.extractors import load_extractor
+from mmbench.adapters.extractors import load_extractor, load_need
+from mmbench.tasks.base import RunContext
 from mmbench.features import (CORRUPTIONS, EmbedderFeatures, FeatureExtractor, InceptionFeatures, build_fid_inception,
                               corrupt, corruption_ladder)
 from mmbench.metrics import image_generation as ig
@@ -390,7 +391,10 @@ def test_task_clip_cosines_match_hand_computed(mini_pipe, tiny_clip, clip_name, 
     task = TextToImage(spec, TaskContext(seed=3))
     model = load_model(ModelSpec("diffusers", {"pretrained": str(mini_pipe)}))
     memo_calls = []
-    task.setup(model, lambda key, fn: memo_calls.append(key) or fn())
+    # the models the task needs come from whoever runs it (the runner: once per run, on its device)
+    models = {role: load_need(need) for role, need in task.needs().items()}
+    assert set(models) == {"features"}  # clip:<folder> and <folder>: one model, its embedder serves CLIP-score
+    task.setup(model, RunContext(memo=lambda key, fn: memo_calls.append(key) or fn(), models=models))
     assert memo_calls and memo_calls[0].startswith("reference-features:")
     items = task.items()
     outputs = task.predict(model, task.prepare(model, items))
@@ -421,7 +425,7 @@ def test_images_saved_by_a_run_score_the_same_through_image_folder(capsys, mini_
     for name, args in (("diffusers", {"pretrained": str(mini_pipe)}), ("image-folder", {"folder": str(tmp_path)})):
         task = TextToImage(spec, TaskContext())
         model = load_model(ModelSpec(name, args))
-        task.setup(model, lambda key, fn: fn())
+        task.setup(model, RunContext(models={r: load_need(n) for r, n in task.needs().items()}))
         batch = task.prepare(model, task.items())
         report = task.score(task.items(), task.predict(model, batch))
         scores[name] = {m.name: m.value for m in report.metrics}

@@ -168,11 +168,12 @@ def test_attention_reuses_the_greedy_generation_and_equals_a_fresh_one(tmp_path)
     config = GenerationConfig(max_new_tokens=6)
     fresh = adapter.image_attention(adapter.prepare(requests, config), config)
     prepared = adapter.prepare(requests, config)
-    adapter.generate(prepared, config)
+    generations = adapter.generate(prepared, config)  # its greedy token ids are part of its output
     calls = []
     original = adapter._generate_ids
     adapter._generate_ids = lambda *a: calls.append(1) or original(*a)
-    assert adapter.image_attention(prepared, config) == fresh and not calls  # no second generation
+    reused = adapter.image_attention(prepared, config, token_ids=[g.token_ids for g in generations])
+    assert reused == fresh and not calls  # no second generation, the input was not written to
 
 
 def test_both_probes_are_wrapping_tasks_with_one_aggregator():

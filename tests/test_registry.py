@@ -46,3 +46,27 @@ def test_kinds_metrics_and_formats_are_checked():
 def test_registrations_do_not_leak_between_tests():
     # test_models_hold_adapters... registered "preset" and "lazy-bad": conftest put the registries back
     assert "preset" not in MODELS and "lazy-bad" not in MODELS
+
+
+def test_presets_of_presets_resolve_to_the_adapter_with_merged_args():
+    from mmbench.adapters import check_args
+    from mmbench.adapters.hf_vlm import HFImageTextToText
+    from mmbench.specs import ModelSpec
+
+    cls, args = MODELS.get("mini-flamingo").resolved()  # mini-flamingo -> hf-idefics -> hf-vlm
+    assert cls is HFImageTextToText
+    assert args["pretrained"].endswith("mini-flamingo")
+    assert args["prompt_format"] == MODELS.get("hf-idefics").args["prompt_format"]
+    MODELS.register("nearer", ModelPreset("hf-idefics", {"prompt_format": "{image}{prompt}"}))
+    assert MODELS.get("nearer").resolved()[1]["prompt_format"] == "{image}{prompt}"
+    for name in MODELS.names():  # every shipped name's args parse before anything loads (the runner's plan)
+        check_args(ModelSpec(name))
+    with pytest.raises(MMBenchError, match="max_new_tokens"):
+        check_args(ModelSpec("mini-flamingo", {"max_new_tokens": "many"}))
+
+
+def test_a_preset_cycle_is_a_one_line_error():
+    MODELS.register("loop-a", ModelPreset("loop-b"))
+    MODELS.register("loop-b", ModelPreset("loop-a"))
+    with pytest.raises(MMBenchError, match="refers back to itself"):
+        MODELS.get("loop-a").resolved()

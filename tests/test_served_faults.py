@@ -373,7 +373,10 @@ def adapter(url, **args):
 def generate(url, requests=REQUESTS, **args):
     model = adapter(url, **args)
     try:
-        return [(g.text, g.prompt_sent) for g in model.generate(model.prepare(requests, CONFIG), CONFIG)], model
+        gens = model.generate(model.prepare(requests, CONFIG), CONFIG)
+        model.retries = sum(g.events.count("retry") for g in gens)  # (the requests' declared events)
+        model.events = [g.events for g in gens]
+        return [(g.text, g.prompt_sent) for g in gens], model
     finally:
         model.close()
 
@@ -395,7 +398,7 @@ def test_openai_chat_recovers_from_each_fault_with_identical_outputs(served, pro
     proxy = proxies(served[0], sequence=[fault, fault, "pass", fault], share=0.3, kinds=[fault], seed=1)
     got, model = generate(proxy.url, timeout_s=0.3 if fault.startswith("delay") else 2, max_retries=8)
     assert got == fault_free
-    assert proxy.log.count(fault) >= 3 and model.counters["retries"] == proxy.log.count(fault)
+    assert proxy.log.count(fault) >= 3 and model.retries == proxy.log.count(fault)
 
 
 def test_openai_chat_recovers_from_a_mix_of_faults(served, proxies, fault_free):
@@ -478,7 +481,7 @@ def test_empty_choices_stop_the_run_and_null_content_is_an_empty_answer(served, 
     proxy.set(sequence=["null_content"])
     got, model = generate(proxy.url, requests=REQUESTS[:2], max_concurrency=1)
     assert got[0][0] == "" and got[1][0].startswith("sys | question 1")
-    assert model.counters["null_content"] == 1 and model.counters["empty_generations"] == 1
+    assert model.events[0] == ("null_content", "empty_generation") and model.events[1] == ()
 
 
 @pytest.mark.parametrize("url", ["localhost:8000/v1", "127.0.0.1:8000", "ftp://127.0.0.1/v1"])
@@ -522,7 +525,7 @@ def test_run_through_faults_matches_a_fault_free_run_and_a_give_up_keeps_finishe
                                                  "delay:0.5"], seed=3)
     faulty, faulty_dir, _ = run(capsys, proxy.url, data, tasks, tmp_path / "faulty", ",max_retries=10")
     assert predictions(faulty_dir, faulty.results[0]) == expected
-    assert faulty.results[0].metrics == clean.results[0].metrics and faulty.results[0].counters["retries"] > 0
+    assert faulty.results[0].metrics == clean.results[0].metrics and faulty.results[0].counters["retry"] > 0
 
     # one batch of 8 passes, then the server fails (echoing the key): exit 2, one line, nothing leaked
     proxy.set(sequence=["pass"] * 8, then="echo:503")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -71,8 +70,8 @@ def check_args(spec: ModelSpec) -> None:
     a one-line error before any model runs."""
     entry, raw = resolve(spec)
     if isinstance(entry, ModelPreset):
-        cls = entry.adapter_class()
-        raw = {**{k: str(v) if not isinstance(v, str) else v for k, v in entry.args.items()}, **raw}
+        cls, fixed = entry.resolved()
+        raw = {**fixed, **raw}
     else:  # the MODELS registry holds Adapter subclasses and presets only
         cls = entry
     parse_model_args(cls.Args, raw, spec.name)

@@ -147,8 +147,6 @@ class Adapter:
         self.args = args
         self.name = name or type(self).__name__
         self.device = resolve_device(args.device)
-        # Event counts the runner reports per task (e.g. texts truncated by the text encoder).
-        self.counters: dict[str, int] = {}
 
     @classmethod
     def from_args(cls, raw: Mapping[str, Any], name: str = "") -> "Adapter":
@@ -203,15 +201,31 @@ class ModelPreset:
     args: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
 
-    def adapter_class(self) -> type[Adapter]:
+    def resolved(self) -> tuple[type[Adapter], dict[str, str]]:
+        """The Adapter class behind this preset and its fixed args as strings, following presets of presets
+        (``mini-flamingo`` -> ``hf-idefics`` -> ``hf-vlm``); the nearer preset's args win."""
         from mmbench.registry import MODELS
 
-        return MODELS.get(self.adapter)
+        own = {k: v if isinstance(v, str) else str(v) for k, v in self.args.items()}
+        seen = {id(self)}
+        entry = MODELS.get(self.adapter)
+        inherited: dict[str, str] = {}
+        while isinstance(entry, ModelPreset):
+            if id(entry) in seen:
+                raise MMBenchError(f"model preset for {self.adapter!r} refers back to itself; register it on an "
+                                   f"adapter class")
+            seen.add(id(entry))
+            inherited = {**{k: v if isinstance(v, str) else str(v) for k, v in entry.args.items()}, **inherited}
+            entry = MODELS.get(entry.adapter)
+        return entry, {**inherited, **own}
+
+    def adapter_class(self) -> type[Adapter]:
+        return self.resolved()[0]
 
     @property
     def capabilities(self) -> frozenset[Capability]:
         return self.adapter_class().capabilities
 
     def from_args(self, raw: Mapping[str, Any], name: str = "") -> Adapter:
-        merged = {**{k: str(v) if not isinstance(v, str) else v for k, v in self.args.items()}, **raw}
-        return self.adapter_class().from_args(merged, name=name)
+        cls, fixed = self.resolved()
+        return cls.from_args({**fixed, **raw}, name=name)

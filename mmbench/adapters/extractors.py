@@ -45,3 +45,13 @@ def load_extractor(name: str = DEFAULT_EXTRACTOR, device: str | None = None, bat
         return InceptionFeatures(Path(path) if path else None, device=device or "cpu", batch_size=batch_size)
     model = name[len("clip:"):] if name.startswith("clip:") else name
     return EmbedderFeatures(model, load_embedder(model, device), batch_size=batch_size)
+
+
+def load_need(need: Any, device: str | None = None) -> Any:
+    """What a task's ``needs()`` names (a specs.ModelNeed), loaded on ``device``."""
+    if need.kind == "image-features":
+        return load_extractor(need.name, device=device, batch_size=need.batch_size)
+    if need.kind == "image-text-embedder":
+        return load_embedder(need.name, device=device)
+    raise MMBenchError(f"unknown kind of model need {need.kind!r}: image-features or image-text-embedder")
+

@@ -67,7 +67,6 @@ class HFDualEncoder(Adapter):
         if padding == "auto":
             padding = "max_length" if "siglip" in self.model.config.model_type else "longest"
         self.text_padding = padding
-        self.counters = {"texts_truncated": 0}
 
     def extra_description(self) -> dict:
         return {"model_class": type(self.model).__name__, "resolved_revision": self.resolved_revision,
@@ -84,9 +83,11 @@ class HFDualEncoder(Adapter):
             out = self.model.get_image_features(pixel_values=batch.to(self.device, self.dtype))
         return as_embedding(out).float().cpu().numpy()
 
+    def truncated(self, texts: Sequence[str]) -> list[bool]:
+        full = self.tokenizer(list(texts), verbose=False)["input_ids"]  # untruncated, only to measure
+        return [len(ids) > self.max_text_length for ids in full]
+
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        full = self.tokenizer(list(texts), verbose=False)["input_ids"]  # untruncated, only to count truncation
-        self.counters["texts_truncated"] += sum(len(ids) > self.max_text_length for ids in full)
         enc = self.tokenizer(list(texts), padding=self.text_padding, truncation=True,
                              max_length=self.max_text_length, return_tensors="pt")
         enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}

@@ -42,9 +42,7 @@ class PreparedBatch:
 
     inputs: list[Any]
     prompts: list[str]
-    # The config and new token ids (per sub-batch) of the last greedy generate() on this batch: the attention
-    # probe reuses them instead of generating the same text a second time.
-    greedy: tuple[GenerationConfig, list[list[list[int]]]] | None = None
+    unbatched: bool = False  # the processor would not pad on the left: one request per generate call
 
 
 class HFImageTextToText(Adapter):
@@ -94,7 +92,6 @@ class HFImageTextToText(Adapter):
         # reconfigured (padding) while another thread uses it ("Already borrowed"), so both take this lock.
         self._tokenizer_lock = threading.Lock()
         self._stop_criteria: dict[tuple[str, ...], Any] = {}
-        self.counters = {"empty_generations": 0, "unbatched_requests": 0}
 
     # -- loading ----------------------------------------------------------------------------------
     def _load(self, args: HFVLMArgs) -> tuple[Any, Any]:
@@ -176,38 +173,41 @@ class HFImageTextToText(Adapter):
         prompts = [self.prompts.render(r) for r in requests]
         with self._tokenizer_lock:
             inputs = [self.prompts.encode(prompts, requests)]
-            if not is_left_padded(inputs[0]):
+            unbatched = not is_left_padded(inputs[0])
+            if unbatched:
                 # A pad after a real token shifts what follows it, so the text would depend on the batch: a
                 # processor that will not pad on the left gets one request per generate call instead.
-                self.counters["unbatched_requests"] += len(requests)
                 inputs = [self.prompts.encode([p], [r]) for p, r in zip(prompts, requests)]
-        return PreparedBatch(inputs=inputs, prompts=prompts)
+        return PreparedBatch(inputs=inputs, prompts=prompts, unbatched=unbatched)
 
     def generate(self, prepared: PreparedBatch, config: GenerationConfig) -> list[Generation]:
         kwargs = self._generate_kwargs(config)
         if config.do_sample:
             self.torch.manual_seed(config.seed)
         per_part = [self._generate_ids(part, kwargs) for part in prepared.inputs]
-        if not config.do_sample and config.num_beams == 1:
-            prepared.greedy = (config, per_part)
+        greedy = not config.do_sample and config.num_beams == 1
         ids = [row for part in per_part for row in part]
         with self._tokenizer_lock:
             texts = self.tokenizer.batch_decode(ids, skip_special_tokens=True)
         results = []
         for prompt, text, row in zip(prepared.prompts, texts, ids):
             text = truncate_at_stop(text, config.stop).strip()
-            if not text:
-                self.counters["empty_generations"] += 1
-            results.append(Generation(text=text, prompt_sent=prompt,
-                                      extra={"new_tokens": self._count_new_tokens(row)}))
+            events = (("empty_generation",) if not text else ()) + (("unbatched_request",) if prepared.unbatched
+                                                                    else ())
+            n = self._count_new_tokens(row)
+            kept = row[:n + (1 if self.is_encoder_decoder else 0)]  # up to and including EOS: no batch padding
+            results.append(Generation(text=text, prompt_sent=prompt, extra={"new_tokens": n},
+                                      token_ids=tuple(kept) if greedy else (), events=events))
         return results
 
     def _to_device(self, encoded: Any) -> dict:
         return inputs_to(encoded, self.input_device, self.dtype)
 
-    def image_attention(self, prepared: PreparedBatch, config: GenerationConfig) -> list[dict]:
+    def image_attention(self, prepared: PreparedBatch, config: GenerationConfig,
+                        token_ids: Sequence[Sequence[int]] | None = None) -> list[dict]:
         """Per request, how much the model looks at its image while generating greedily (see
-        mmbench/adapters/vlm_attention.py for the two measures); used by the modality probes."""
+        mmbench/adapters/vlm_attention.py for the two measures); used by the modality probes. ``token_ids``:
+        the requests' greedy generations (``Generation.token_ids``), reused instead of generating again."""
         from dataclasses import replace
 
         from mmbench.adapters import vlm_attention
@@ -215,13 +215,14 @@ class HFImageTextToText(Adapter):
         measure = None if self.is_encoder_decoder else vlm_attention.measure_name(self.model)
         if measure is None:
             raise MMBenchError(f"{type(self.model).__name__}: no attention probe for this architecture")
-        greedy_config = replace(config, do_sample=False, num_beams=1)
-        kwargs = self._generate_kwargs(greedy_config)
-        done = prepared.greedy[1] if prepared.greedy and prepared.greedy[0] == greedy_config else None
-        out = []
-        for i, part in enumerate(prepared.inputs):
+        kwargs = self._generate_kwargs(replace(config, do_sample=False, num_beams=1))
+        reuse = token_ids is not None and all(token_ids) and len(token_ids) == len(prepared.prompts)
+        out, start = [], 0
+        for part in prepared.inputs:
             inputs = self._to_device(part)
-            new_ids = done[i] if done is not None else self._generate_ids(part, kwargs)
+            rows = len(inputs["input_ids"])
+            new_ids = [list(t) for t in token_ids[start:start + rows]] if reuse else self._generate_ids(part, kwargs)
+            start += rows
             values = vlm_attention.image_attention(self.model, inputs, new_ids, self.eos_token_ids,
                                                    self.tokenizer.pad_token_id)
             out += [{"measure": measure, "value": v} for v in values]

@@ -64,7 +64,6 @@ class OpenCLIP(Adapter):
         self.model.eval()
         self.dtype = next(self.model.parameters()).dtype
         self.context_length = int(getattr(self.tokenizer, "context_length", 77))
-        self.counters = {"texts_truncated": 0}
 
     def weights_fingerprint(self) -> str:
         p = self.args.pretrained
@@ -86,10 +85,14 @@ class OpenCLIP(Adapter):
             out = self.model.encode_image(batch.to(self.device, self.dtype))
         return out.float().cpu().numpy()
 
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+    def truncated(self, texts: Sequence[str]) -> list[bool]:
         encode = getattr(self.tokenizer, "encode", None)
-        if callable(encode):  # open_clip truncates silently at context_length: count it (+2 for sot/eot)
-            self.counters["texts_truncated"] += sum(len(encode(t)) + 2 > self.context_length for t in texts)
+        if not callable(encode):  # a tokenizer that cannot say: nothing reported as cut
+            return [False] * len(texts)
+        # open_clip truncates silently at context_length (+2 for the start and end tokens)
+        return [len(encode(t)) + 2 > self.context_length for t in texts]
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         tokens = self.tokenizer(list(texts)).to(self.device)
         with self.torch.inference_mode():
             out = self.model.encode_text(tokens)

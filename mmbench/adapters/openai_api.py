@@ -35,7 +35,7 @@ from urllib.parse import quote
 import numpy as np
 
 from mmbench.adapters.base import Adapter, ModelArgs
-from mmbench.capabilities import Capability, Generation, GenerationConfig, GenerationRequest
+from mmbench.capabilities import Capability, Generation, GenerationConfig, GenerationRequest, Transcript
 from mmbench.errors import MMBenchError
 from mmbench.specs import fingerprint
 
@@ -135,7 +135,6 @@ class OpenAIChat(Adapter):
         self._lock = threading.Lock()
         self._closed = threading.Event()  # close() ends the backoff waits of requests still in flight
         self._jitter = random.Random()  # private: retry timing must not move the run's seeded global RNG
-        self.counters = {"retries": 0, "empty_generations": 0, "null_content": 0}
         self.served_model = args.model or self._only_model()
 
     # -- secrets ----------------------------------------------------------------------------------------
@@ -181,9 +180,10 @@ class OpenAIChat(Adapter):
         return self._snippet(text, 200)
 
     def _request(self, method: str, path: str, body: dict | None,
-                 abort: threading.Event | None = None) -> dict:
+                 abort: threading.Event | None = None, events: list[str] | None = None) -> dict:
         """One call, retried on transient failures (see the module docstring) within max_retries and
-        retry_budget_s; anything else, and giving up, is an MMBenchError with the key redacted."""
+        retry_budget_s; anything else, and giving up, is an MMBenchError with the key redacted. Each retry
+        adds "retry" to ``events`` (the request's events, reported with its output)."""
         import requests
 
         args, url = self.args, self.url + path
@@ -237,8 +237,8 @@ class OpenAIChat(Adapter):
             if time.monotonic() + delay > deadline:
                 why_stop = f"; the next try (in {delay:.3g} s) would pass retry_budget_s={args.retry_budget_s:g}"
                 break
-            with self._lock:
-                self.counters["retries"] += 1
+            if events is not None:
+                events.append("retry")
             log.debug("%s: attempt %d failed (%s); retrying in %.3g s", url, attempts, last, delay)
             if self._closed.wait(delay) or (abort is not None and abort.is_set()):
                 why_stop = "; stopped because another request of the batch failed or the model was closed"
@@ -282,7 +282,8 @@ class OpenAIChat(Adapter):
     def _complete(self, messages: list[dict], config: GenerationConfig,
                   abort: threading.Event | None = None) -> Generation:
         endpoint = self.url + "/chat/completions"
-        data = self._request("POST", "/chat/completions", self.body(messages, config), abort)
+        events: list[str] = []
+        data = self._request("POST", "/chat/completions", self.body(messages, config), abort, events)
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             # No choice at all is a broken server or a protocol mismatch, not an answer: it would repeat on
@@ -301,8 +302,7 @@ class OpenAIChat(Adapter):
             # stopped at once) is the model's answer to this item: an empty generation that the task scores
             # (as wrong), counted in the result's notes. Stopping the run would let one filtered item end it,
             # and dropping the item would score the model on the items it chose to answer.
-            with self._lock:
-                self.counters["null_content"] += 1
+            events.append("null_content")
             if isinstance(message, dict) and message.get("refusal"):
                 extra["refusal"] = self._snippet(message["refusal"], 200)
             content = ""
@@ -311,9 +311,8 @@ class OpenAIChat(Adapter):
             text = text.split(s)[0] if s else text
         text = text.strip()
         if not text:
-            with self._lock:
-                self.counters["empty_generations"] += 1
-        return Generation(text=text, prompt_sent=self.shown(messages), extra=extra)
+            events.append("empty_generation")
+        return Generation(text=text, prompt_sent=self.shown(messages), extra=extra, events=tuple(events))
 
     def _map(self, fn: Callable[[list[dict], threading.Event], Any], prepared: list[list[dict]]) -> list:
         """``fn`` over the requests with bounded concurrency, in order; the first failure cancels the requests
@@ -370,6 +369,7 @@ class OpenAIAudio(OpenAIChat):
             {"type": "input_audio", "input_audio": {"data": encode_wav(w, sample_rate), "format": "wav"}},
             {"type": "text", "text": self.PROMPT}]}] for w in waveforms]
 
-    def transcribe(self, prepared: list[list[dict]]) -> list[str]:
+    def transcribe(self, prepared: list[list[dict]]) -> list[Transcript]:
         config = GenerationConfig(max_new_tokens=256)
-        return [g.text for g in self._map(lambda m, abort: self._complete(m, config, abort), prepared)]
+        return [Transcript(g.text, g.events) for g in self._map(lambda m, abort: self._complete(m, config, abort),
+                                                                 prepared)]

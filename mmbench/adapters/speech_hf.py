@@ -21,7 +21,7 @@ import numpy as np
 
 from mmbench.adapters.base import Adapter, ModelArgs, inputs_to
 from mmbench.adapters.hf_loading import load_pretrained
-from mmbench.capabilities import Capability
+from mmbench.capabilities import Capability, Transcript
 from mmbench.errors import MMBenchError
 
 LONG_FORM = {
@@ -149,7 +149,6 @@ class Whisper(_HFSpeech):
         self.max_samples = int(self.feature_extractor.n_samples)  # 30 s at the feature extractor's rate
         self.stride_s = args.stride_length_s if args.stride_length_s is not None else args.chunk_length_s / 6
         self._pipeline: Any = None
-        self.counters = {"long_form_utterances": 0}  # reported in the results' notes
 
     def _language_token(self, language: str, gen: Any) -> str:
         """``<|xx|>`` for a language code, name or token the checkpoint knows (what generate accepts), checked
@@ -214,7 +213,7 @@ class Whisper(_HFSpeech):
             kw["max_new_tokens"] = self.args.max_new_tokens
         return kw
 
-    def transcribe(self, prepared: WhisperBatch) -> list[str]:
+    def transcribe(self, prepared: WhisperBatch) -> list[Transcript]:
         texts = [""] * prepared.n
         if prepared.short:
             with self.torch.inference_mode():
@@ -222,10 +221,10 @@ class Whisper(_HFSpeech):
             for i, text in zip(prepared.short, self._decode(ids)):
                 texts[i] = text
         if prepared.long:
-            self.counters["long_form_utterances"] += len(prepared.long)
             for i, text in zip(prepared.long, self._transcribe_long(prepared.long_inputs)):
                 texts[i] = text
-        return texts
+        long = set(prepared.long)
+        return [Transcript(t, ("long_form_utterance",) if i in long else ()) for i, t in enumerate(texts)]
 
     def _transcribe_long(self, inputs: Any) -> list[str]:
         if self.args.long_form == "sequential":

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from mmbench.capabilities import Capability
+from mmbench.capabilities import Capability, Transcript
 from mmbench.data.audio import add_noise, load_audio
 from mmbench.seeding import stable_seed
 from mmbench.errors import ItemError, MMBenchError
@@ -156,14 +156,17 @@ class SpeechRecognition(Task):
         seconds = time.perf_counter() - start
         if not isinstance(texts, list) or len(texts) != len(batch.items):
             return texts  # the runner reports the count mismatch
-        bad = next((t for t in texts if not isinstance(t, str)), None)
+        bad = next((t for t in texts if not isinstance(t, (str, Transcript))), None)
         if bad is not None:
             raise MMBenchError(f"the model returned a {type(bad).__name__} transcript on task {self.name!r}; a "
-                               f"SpeechToText adapter must return strings ('' for nothing recognised)")
+                               f"SpeechToText adapter must return strings or Transcripts ('' for nothing recognised)")
+        events = [list(t.events) if isinstance(t, Transcript) else [] for t in texts]
+        texts = [t.text if isinstance(t, Transcript) else t for t in texts]
         durations = batch.payload.durations
         total = sum(durations)
         shares = [d / total if total > 0 else 1.0 / len(durations) for d in durations]
-        return [{"text": t, "duration_s": d, "transcribe_s": seconds * s} for t, d, s in zip(texts, durations, shares)]
+        return [{"text": t, "duration_s": d, "transcribe_s": seconds * s, "events": e}
+                for t, d, s, e in zip(texts, durations, shares, events)]
 
     # -- scoring ------------------------------------------------------------------------------------
     def reference(self, item: dict) -> str:

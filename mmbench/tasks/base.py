@@ -37,6 +37,21 @@ class TaskContext:
 
 
 @dataclass
+class RunContext:
+    """What the runner gives a task for one (model, task), through ``setup``: declared here, never assigned
+    behind the task's back.
+
+    ``memo(key, compute)``: a value computed once per (model, task) and kept in the per-item cache (a resumed
+    run reuses it). ``resources``: run-wide objects every task of the run shares (the Java caption scorer,
+    reference features), closed by the runner at the end. ``models``: the extra models the task named in
+    ``needs()`` (role -> loaded object), loaded by the runner on its device and rank."""
+
+    memo: Callable[[str, Callable[[], Any]], Any] = field(default=lambda key, compute: compute())
+    resources: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)
+
+
+@dataclass
 class Batch:
     """A prepared batch: the items that decoded, the model-ready payload, and the items that failed."""
 
@@ -93,9 +108,7 @@ class Task:
         self.ctx = ctx
         self.config = parse_config(self.Config, spec.config, spec.name)
         self._data: DataSet | None = None
-        # Run-wide resources (the Java caption scorer, feature extractors): the runner hands every task of a
-        # run the same dict and closes what is in it at the end.
-        self.shared: dict[str, Any] = {}
+        self.run = RunContext()  # what the runner gave setup(); a bare context until then (tests, scoring)
         self.metrics = self.build_metrics()  # bad metric names or options fail before any model runs
 
     @property
@@ -174,8 +187,15 @@ class Task:
         """The order in which not-yet-cached items are batched (e.g. by prompt length); never changes scores."""
         return items
 
-    def setup(self, model: Any, memo: Callable[[str, Callable[[], Any]], Any]) -> None:
-        """Once per (model, task) before the items: e.g. embed the class prompts. ``memo(key, fn)`` caches."""
+    def needs(self) -> dict:
+        """Models the task uses besides the evaluated one (role -> specs.ModelNeed), loaded by the runner and
+        given back in ``run.models``; none by default."""
+        return {}
+
+    def setup(self, model: Any, run: RunContext) -> None:
+        """Once per (model, task) before the items (e.g. embed the class prompts, via ``run.memo``). Kinds
+        that override it call ``super().setup(model, run)`` first."""
+        self.run = run
 
     def prepare(self, model: Any, items: list[dict]) -> Batch:
         """Decode the batch's inputs (runs in the prefetch thread). Items that fail go to ``failed``."""

@@ -48,7 +48,7 @@ class ImageCaptioning(GenerativeTask):
             if self.metrics and not it.get("captions"):
                 raise MMBenchError(f"task {self.name!r}: image {it['id']!r} has no reference captions")
             targets.append({**it, "captions": list(it.get("captions") or [])})
-        reports = self.run_metrics(preds, targets, resources=self.shared) if self.metrics else []
+        reports = self.run_metrics(preds, targets, resources=self.run.resources) if self.metrics else []
         notes = [n for r in reports for n in r.notes]
         if n_empty:
             notes.append(f"{n_empty} empty generation(s) scored as empty captions")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from mmbench.errors import DataError, MMBenchError
 from mmbench.metrics.api import CLASS_SCORES
 from mmbench.metrics.retrieval import normalize
 from mmbench.specs import fingerprint
-from mmbench.tasks.base import Batch, ScoreReport, Task, decode_each
+from mmbench.tasks.base import Batch, RunContext, ScoreReport, Task, decode_each
 
 CLASS_NAME_TRANSFORMS = {
     "first-synonym": lambda name: name.split(",")[0].strip(),
@@ -83,7 +83,8 @@ class ZeroShotClassification(Task):
         return d
 
     # -- steps ----------------------------------------------------------------------------------------
-    def setup(self, model: Any, memo: Callable[[str, Callable[[], Any]], Any]) -> None:
+    def setup(self, model: Any, run: RunContext) -> None:
+        super().setup(model, run)
         names, templates = self.class_names(), self.config.templates
         n_data_classes = len(self.data.class_names or names)
         if len(names) != n_data_classes:
@@ -97,7 +98,9 @@ class ZeroShotClassification(Task):
             return normalize(emb).astype(np.float32)
 
         key = "class-embeddings:" + fingerprint([list(templates), names])
-        self.class_embeddings = np.asarray(memo(key, embed_classes))
+        self.class_embeddings = np.asarray(run.memo(key, embed_classes))
+        prompts = [t.replace("{c}", c) for c in names for t in templates]
+        self.prompts_truncated = sum(model.truncated(prompts))  # reported with the scores
 
     def check_items(self, items: list[dict]) -> None:
         n = len(self.class_names())
@@ -155,4 +158,9 @@ class ZeroShotClassification(Task):
                 samples[it["id"]].update({k: v[i] for k, v in r.per_item.items() if len(v) == len(items)})
         return ScoreReport(metrics=[v for r in reports for v in r.values], item_ids=[it["id"] for it in items],
                            stats={k: v for r in reports for k, v in r.stats.items()}, aggregator=self.aggregator,
-                           notes=[n for r in reports for n in r.notes], samples=samples, artifacts=artifacts)
+                           notes=[n for r in reports for n in r.notes] + self.truncation_note(), samples=samples,
+                           artifacts=artifacts)
+
+    def truncation_note(self) -> list[str]:
+        n = getattr(self, "prompts_truncated", 0)
+        return [f"{n} class prompt(s) were cut at the text encoder's maximum length"] if n else []

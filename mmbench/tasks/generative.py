@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
 from mmbench.capabilities import Capability, DecodingSettings, GenerationConfig, GenerationRequest
 from mmbench.data.images import load_image
 from mmbench.errors import ItemError, MMBenchError
-from mmbench.tasks.base import Batch, Task, decode_each, fill_prompt, template_fields
+from mmbench.tasks.base import Batch, RunContext, Task, decode_each, fill_prompt, template_fields
 
 ANSWER_EXTRACTIONS = {
     "raw": "the generation as is (the metric's own normalisation applies)",
@@ -87,8 +87,9 @@ class GenerativeTask(Task):
     def prompt(self, item: dict) -> str:
         return fill_prompt(self.name, self.template, self.prompt_fields(item), item["id"])
 
-    def setup(self, model: Any, memo: Callable[[str, Callable[[], Any]], Any]) -> None:
+    def setup(self, model: Any, run: RunContext) -> None:
         """Pick the prompt for this model: the first ``prompt_overrides`` pattern matching its name or family."""
+        super().setup(model, run)
         self.template, self.template_source = self.config.prompt, "prompt"
         names = [n for n in (getattr(model, "name", ""), getattr(model, "family", "")) if n]
         for pattern, template in (self.config.prompt_overrides or {}).items():
@@ -140,4 +141,7 @@ class GenerativeTask(Task):
         gens = model.generate(batch.payload, self.generation_config())
         if len(gens) != len(batch.items):
             return gens  # the runner reports the count mismatch
-        return [{"generation": g.text, "prompt_sent": g.prompt_sent} for g in gens]
+        # the events travel with each output (and its cache entry): the runner sums them into the result's
+        # counters; greedy token ids let an attention probe re-read the generation without generating again
+        return [{"generation": g.text, "prompt_sent": g.prompt_sent, "events": list(g.events),
+                 **({"token_ids": list(g.token_ids)} if g.token_ids else {})} for g in gens]

@@ -20,7 +20,7 @@ their aggregation) is in ``mmbench/tasks/wrapping.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 from PIL import Image
@@ -34,7 +34,7 @@ from mmbench.metrics import reliance as rel
 from mmbench.metrics.base import MetricValue
 from mmbench.metrics.api import aggregator_for
 from mmbench.specs import TaskSpec
-from mmbench.tasks.base import Batch, ScoreReport
+from mmbench.tasks.base import Batch, RunContext, ScoreReport
 from mmbench.tasks.wrapping import TEXT_CONDITIONS, WrappingTask, condition_stats, modality_ablations
 
 IMAGE_CONDITIONS = ("real", "blank", "noise", "shuffled", "none", "text-shuffled")
@@ -118,8 +118,8 @@ class ModalityProbe(WrappingTask):
         return d
 
     # -- conditions -------------------------------------------------------------------------------------------
-    def setup(self, model: Any, memo: Callable) -> None:
-        super().setup(model, memo)
+    def setup(self, model: Any, run: RunContext) -> None:
+        super().setup(model, run)
         if "none" in self.conditions and not self.audio:
             try:  # does the model accept a request without an image?
                 req = [GenerationRequest(prompt="Describe this.", images=())]
@@ -198,7 +198,10 @@ class ModalityProbe(WrappingTask):
             if cond == "real" and self.config.attention and "attention" not in self.unavailable \
                     and hasattr(model, "image_attention"):
                 try:
-                    for out, att in zip(outs, model.image_attention(part.payload, self.inner.generation_config())):
+                    # the greedy generation the task just made (its token ids) is what the measure reads
+                    ids = [o.get("token_ids") for o in outs]
+                    for out, att in zip(outs, model.image_attention(part.payload, self.inner.generation_config(),
+                                                                    token_ids=ids if all(ids) else None)):
                         out["image_attention"] = att
                 except MMBenchError as exc:
                     self.unavailable["attention"] = str(exc)

@@ -48,10 +48,12 @@ class ImageTextRetrieval(Task):
         img = model.embed_images(pixels)
         flat = [c for caps in captions for c in caps]
         txt = model.embed_texts(flat)
+        cut = model.truncated(flat)
         out, start = [], 0
         for i, caps in enumerate(captions):
             out.append({"image_embedding": img[i].astype(np.float32),
-                        "text_embeddings": txt[start:start + len(caps)].astype(np.float32)})
+                        "text_embeddings": txt[start:start + len(caps)].astype(np.float32),
+                        "events": ["text_truncated"] * sum(cut[start:start + len(caps)])})
             start += len(caps)
         return out
 

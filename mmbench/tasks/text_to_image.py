@@ -7,7 +7,8 @@ record's own image (the COCO protocol: prompts are the captions of the reference
 the odd records' images while the even records are the prompts (disjoint sets from one distribution); or
 the images of a separate ``reference_data:`` section. Each item's noise seed comes from the run seed and
 the item id. The feature extractor (``features``, see mmbench.features) and the CLIP-score model
-(``clip_model``) are loaded by the task, once per run; reference features are cached per (reference data,
+(``clip_model``) are what the task ``needs()``: the runner loads them once per run on its device and hands
+them to ``setup``; reference features are cached per (reference data,
 extractor). Per-item statistics are the generated images' feature rows and CLIP cosines; the reference
 set's mean/covariance/features are ``const:`` entries, so a bootstrap over generated items re-aggregates
 FID, KID and CLIP-score. The numbers are the task's ``metrics:`` (fid, kid, clip_score, precision_recall;
@@ -16,12 +17,11 @@ see mmbench.metrics.generation_metrics; default fid, kid and clip_score when the
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 from PIL import Image
@@ -30,13 +30,13 @@ from mmbench.capabilities import Capability, ImageGenerationConfig, ImageRequest
 from mmbench.data.images import load_image
 from mmbench.data.sources import DataContext
 from mmbench.errors import DataError, ItemError, MMBenchError
-from mmbench.adapters.extractors import load_embedder, load_extractor
 from mmbench.features import DEFAULT_EXTRACTOR, EmbedderFeatures, FeatureExtractor
 from mmbench.metrics.api import GENERATED_IMAGES
 from mmbench.registry import DATA_FORMATS
 from mmbench.seeding import item_seed
 from mmbench.specs import fingerprint
-from mmbench.tasks.base import Batch, ScoreReport, Task, fill_prompt
+from mmbench.specs import ModelNeed
+from mmbench.tasks.base import Batch, RunContext, ScoreReport, Task, fill_prompt
 
 REFERENCE_SPLITS = ("same", "alternate")
 # Settings that change a generated image or its features (the per-item cache key); the rest only scores.
@@ -169,33 +169,29 @@ class TextToImage(Task):
                                      num_inference_steps=int(c.num_inference_steps), height=c.height,
                                      width=c.width, negative_prompt=c.negative_prompt)
 
-    # -- extractors ----------------------------------------------------------------------------------------
-    def _shared(self, key: str, build: Callable[[], Any]) -> Any:
-        if key not in self.shared:
-            self.shared[key] = build()
-        return self.shared[key]
-
-    def load_models(self) -> None:
-        """The feature extractor and the CLIP-score model, shared by every task of the run (one load)."""
+    # -- the models it uses besides the generator ---------------------------------------------------------
+    def needs(self) -> dict:
+        """The feature extractor, and the CLIP-score model when it is another one than the extractor's
+        embedder: loaded by the runner (once per run, on its device), given back in ``run.models``."""
         c = self.config
+        needs = {"features": ModelNeed("image-features", c.features, int(c.feature_batch_size))}
+        if c.clip_model and c.clip_model.removeprefix("clip:") != c.features.removeprefix("clip:"):
+            needs["clip"] = ModelNeed("image-text-embedder", c.clip_model)
+        return needs
+
+    def _models(self) -> None:
         if self.extractor is None:
-            self.extractor = self._shared(f"image-features:{c.features}",
-                                          lambda: load_extractor(c.features, batch_size=c.feature_batch_size))
-        if c.clip_model and self.clip is None:
-            ex = self.extractor
-            if isinstance(ex, EmbedderFeatures) and ex.name == f"clip:{c.clip_model.removeprefix('clip:')}":
-                self.clip = ex.adapter
-            else:
-                self.clip = self._shared(f"clip-score-model:{c.clip_model}", lambda: load_embedder(c.clip_model))
+            raise MMBenchError(f"task {self.name!r}: setup() has not run: its feature extractor comes from the "
+                               f"runner (Task.needs)")
 
     def output_config(self) -> dict:
-        self.load_models()
+        self._models()
         cfg = {k: getattr(self.config, k) for k in OUTPUT_KEYS}
         return {"config": cfg, "run_seed": self.ctx.seed, "extractor": self.extractor.fingerprint(),
                 "clip_model": self.clip.fingerprint() if self.clip is not None else None}
 
     def describe(self) -> dict:
-        self.load_models()
+        self._models()
         c = self.config
         _, ref_fp, ref_desc = self.reference_records()
         d = super().describe()
@@ -213,9 +209,12 @@ class TextToImage(Task):
         return d
 
     # -- the steps ----------------------------------------------------------------------------------------
-    def setup(self, model: Any, memo: Callable[[str, Callable[[], Any]], Any]) -> None:
-        self.load_models()
-        ex = self.extractor
+    def setup(self, model: Any, run: RunContext) -> None:
+        super().setup(model, run)
+        ex = self.extractor = run.models["features"]
+        if self.config.clip_model:
+            # the extractor's own embedder when it is the CLIP-score model too (one load, one fingerprint)
+            self.clip = run.models.get("clip") or (ex.adapter if isinstance(ex, EmbedderFeatures) else None)
         records, ref_fp, _ = self.reference_records()
         key = "reference-features:" + fingerprint([ref_fp, ex.fingerprint()])
 
@@ -231,7 +230,9 @@ class TextToImage(Task):
                                 f"needs at least 2 (check reference_data / the task data)")
             return {"features": np.asarray(ex.features(images), dtype=np.float32), "n_unreadable": failed}
 
-        cached = self._shared(key, lambda: memo(key, compute))
+        if key not in run.resources:  # every task of the run with this reference set and extractor shares it
+            run.resources[key] = run.memo(key, compute)
+        cached = run.resources[key]
         self.real, self.n_reference_failed = np.asarray(cached["features"]), int(cached["n_unreadable"])
         self.check_counts(int(self.real.shape[0]))
 
@@ -247,16 +248,9 @@ class TextToImage(Task):
         todo = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
         if todo:
             texts = [self.config.clip_text_prefix + p for p in todo]
-            before = self.clip.counters.get("texts_truncated", 0)
             emb = np.asarray(self.clip.embed_texts(texts), dtype=np.float32)
-            any_cut = self.clip.counters.get("texts_truncated", 0) > before
-            for i, p in enumerate(todo):  # attribute truncation per prompt only when the batch had some
-                cut = False
-                if any_cut:
-                    n0 = self.clip.counters.get("texts_truncated", 0)
-                    self.clip.embed_texts([texts[i]])
-                    cut = self.clip.counters.get("texts_truncated", 0) > n0
-                self._text_cache[p] = (emb[i], cut)
+            for p, e, cut in zip(todo, emb, self.clip.truncated(texts)):  # the embedder says which it cut
+                self._text_cache[p] = (e, bool(cut))
         return (np.stack([self._text_cache[p][0] for p in prompts]), [self._text_cache[p][1] for p in prompts])
 
     def predict(self, model: Any, batch: Batch) -> list[dict]:

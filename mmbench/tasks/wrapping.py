@@ -15,7 +15,7 @@ best ablation, mmbench/metrics/reliance.py), which is what reports resample.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from mmbench.metrics import reliance as rel
 from mmbench.metrics.api import aggregator_for
 from mmbench.metrics.base import CONST_PREFIX
 from mmbench.specs import TaskSpec
-from mmbench.tasks.base import Batch, Task, TaskContext
+from mmbench.tasks.base import Batch, RunContext, Task, TaskContext
 from mmbench.tasks.catalog import build_task
 
 # Conditions that ablate something other than the modality input (reliance on the text, reported apart).
@@ -62,9 +62,12 @@ class WrappingTask(Task):
     def describe(self) -> dict:
         return {**super().describe(), "wrapped_task": self.inner.describe()}
 
-    def setup(self, model: Any, memo: Callable) -> None:
-        self.inner.shared = self.shared  # the run-wide resources reach the wrapped task too
-        self.inner.setup(model, memo)
+    def needs(self) -> dict:
+        return self.inner.needs()
+
+    def setup(self, model: Any, run: RunContext) -> None:
+        super().setup(model, run)
+        self.inner.setup(model, run)  # the same context: run-wide resources and models reach the wrapped task
 
     def prepare(self, model: Any, items: list[dict]) -> Batch:
         return self.inner.prepare(model, items)
