@@ -24,7 +24,7 @@ class Capability(str, enum.Enum):
     EMBED = "image-text-embedding"        # embed_images / embed_texts
     GENERATE_TEXT = "image-prompt-to-text"  # generate(requests, config)
     TRANSCRIBE = "audio-to-text"          # prepare(waveforms, sample_rate) / transcribe(prepared)
-    GENERATE_IMAGE = "prompt-to-image"    # prepare_images(requests, config) / generate_images(prepared)
+    GENERATE_IMAGE = "prompt-to-image"    # prepare_images(requests, config) / generate_images(prepared, config)
 
     def __str__(self) -> str:
         return self.value
@@ -265,7 +265,7 @@ class Generation:
 
 @dataclass(frozen=True)
 class Transcript:
-    """A transcript with the events its utterance met (e.g. ``long_form``); ``transcribe`` may return these
+    """A transcript with the events its utterance met (e.g. ``long_form_utterance``); ``transcribe`` may return these
     instead of plain strings."""
 
     text: str

@@ -117,3 +117,15 @@ def test_store_and_cache_carry_a_schema_version_with_a_migration_path(tmp_path):
     conn.close()
     with pytest.raises(MMBenchError, match="written by a newer mmbench .schema version 99"):
         Store(tmp_path / "s.sqlite")
+
+
+def test_outputs_cached_in_an_older_layout_are_not_reused(monkeypatch):
+    # a task's fingerprint (half of the cache key) includes the layout of its per-item outputs
+    from mmbench.tasks import base
+    from mmbench.tasks.base import TaskContext
+    from mmbench.tasks.catalog import TaskCatalog, build_task
+
+    task = build_task(TaskCatalog().task_spec("mini-vqa"), TaskContext())
+    now = task.fingerprint()
+    monkeypatch.setattr(base, "OUTPUT_LAYOUT", base.OUTPUT_LAYOUT - 1)
+    assert task.fingerprint() != now

@@ -25,6 +25,9 @@ from mmbench.specs import TaskSpec, fingerprint
 # Keys every task file may have, whatever its kind.
 COMMON_KEYS = {"task", "kind", "description", "data", "batch_size", "tags", "include", "reference", "metrics",
                "aliases"}
+# The layout of the per-item outputs a task caches, part of its fingerprint so that outputs written in an
+# older layout are recomputed instead of misread. 2: outputs carry the adapter's "events" the runner counts.
+OUTPUT_LAYOUT = 2
 # Keys that never change a per-item output (so never part of the cache key).
 SCORING_KEYS = ("description", "tags", "batch_size", "metrics", "aliases", "reference")
 
@@ -168,7 +171,7 @@ class Task:
         return {k: v for k, v in self.spec.config.items() if k not in SCORING_KEYS}
 
     def fingerprint(self) -> str:
-        return fingerprint([self.kind, self.output_config(), self.data.fingerprint])
+        return fingerprint([self.kind, OUTPUT_LAYOUT, self.output_config(), self.data.fingerprint])
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind, "requires": self.requires.value,
