@@ -16,7 +16,7 @@ from mmbench.tasks.base import TaskContext
 from mmbench.tasks.captioning import CaptioningConfig
 from mmbench.tasks.catalog import build_task
 from mmbench.tasks.generative import GENERATION_KEYS, GenerativeConfig
-from mmbench.tasks.probe import probe_spec
+from mmbench.tasks.catalog import probe_spec
 from mmbench.tasks.vqa import VQAConfig
 
 DATA = {"format": "jsonl", "path": "unused.jsonl"}  # never read: the settings fail first

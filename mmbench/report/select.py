@@ -13,6 +13,7 @@ How they are shown (e.g. generated images inlined in the HTML page) is the rende
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from mmbench import files
 from mmbench.errors import MMBenchError
 from mmbench.results import RunResult, TaskResult
 from mmbench.store import Store, unpack_stats
@@ -71,14 +73,7 @@ class ResultRecord:
         path = self.run_dir / rel
         if not path.is_file():
             return []
-        out = []
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if len(out) >= limit:
-                    break
-                if line.strip():
-                    out.append(json.loads(line))
-        return out
+        return [row for _, row in itertools.islice(files.iter_jsonl(path, "samples file"), limit)]
 
 
 def task_result_from_dict(d: dict) -> TaskResult:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from mmbench import files
+from mmbench.capabilities import Capability
 from mmbench.errors import MMBenchError, UnknownNameError
 from mmbench.registry import TASK_KINDS, Registry
 from mmbench.specs import TaskSpec
@@ -118,8 +119,6 @@ class TaskCatalog:
             raise MMBenchError(f"task {name_or_path!r}: a probe wraps a task, not another probe; use "
                                f"probe:{name_or_path.removeprefix('probe:probe:')}")
         if name_or_path.startswith("probe:"):
-            from mmbench.tasks.probe import probe_spec
-
             return probe_spec(self.task_spec(name_or_path[len("probe:"):]))
         if name_or_path.endswith((".yaml", ".yml")) and Path(name_or_path).exists():
             path = Path(name_or_path).resolve()
@@ -155,3 +154,14 @@ class TaskCatalog:
 def build_task(spec: TaskSpec, ctx: Any) -> Any:
     """Instantiate the task kind named by the spec."""
     return TASK_KINDS.get(spec.kind)(spec, ctx)
+
+
+def probe_spec(inner: TaskSpec) -> TaskSpec:
+    """The spec of ``probe:<task>``: an input-ablation probe, or the embedding probe for dual-encoder tasks."""
+    kind = "embedding-probe" if TASK_KINDS.get(inner.kind).requires == Capability.EMBED else "probe"
+    name = f"probe:{inner.name}"
+    config = {"task": name, "kind": kind, "wraps": inner.to_dict(),
+              "description": f"modality-collapse probe of {inner.name}"}
+    if inner.config.get("batch_size"):  # batched like the wrapped task (a throughput setting, never a score's)
+        config["batch_size"] = inner.config["batch_size"]
+    return TaskSpec(name=name, kind=kind, config=config, source=inner.source)

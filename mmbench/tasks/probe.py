@@ -33,7 +33,6 @@ from mmbench.errors import ItemError, MMBenchError
 from mmbench.metrics import reliance as rel
 from mmbench.metrics.base import MetricValue
 from mmbench.metrics.api import aggregator_for
-from mmbench.specs import TaskSpec
 from mmbench.tasks.base import Batch, RunContext, ScoreReport
 from mmbench.tasks.wrapping import TEXT_CONDITIONS, WrappingTask, condition_stats, modality_ablations
 
@@ -286,16 +285,3 @@ class ModalityProbe(WrappingTask):
             if isinstance(sample.get(key), str):
                 return sample[key]
         return ""
-
-
-def probe_spec(inner: TaskSpec) -> TaskSpec:
-    """The spec of ``probe:<task>``: an input-ablation probe, or the embedding probe for dual-encoder tasks."""
-    from mmbench.registry import TASK_KINDS
-
-    kind = "embedding-probe" if TASK_KINDS.get(inner.kind).requires == Capability.EMBED else "probe"
-    name = f"probe:{inner.name}"
-    config = {"task": name, "kind": kind, "wraps": inner.to_dict(),
-              "description": f"modality-collapse probe of {inner.name}"}
-    if inner.config.get("batch_size"):  # batched like the wrapped task (a throughput setting, never a score's)
-        config["batch_size"] = inner.config["batch_size"]
-    return TaskSpec(name=name, kind=kind, config=config, source=inner.source)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from mmbench import files
 from mmbench.data.sources import DataContext, DataSet
 from mmbench.errors import DataError
 from mmbench.specs import fingerprint
@@ -21,18 +22,8 @@ def load_items(data_dir: Path | None = None) -> list[dict]:
     if not manifest.is_file():
         raise DataError(f"mini-speech transcripts {manifest} not found: regenerate them with "
                         f"`python -m mmbench.mini.speech.make_mini_speech --out {root}`")
-    items = []
-    with open(manifest, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{manifest} line {n} is not JSON ({e.msg}): regenerate the set") from e
-            rec["path"] = str(root / rec["audio"])
-            items.append(rec)
-    return items
+    return [{**rec, "path": str(root / rec["audio"])}
+            for _, rec in files.iter_jsonl(manifest, "mini-speech transcripts")]
 
 
 def load_mini_speech(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:

@@ -21,6 +21,7 @@ import torch
 from diffusers import DDIMScheduler, UNet2DModel
 from PIL import Image
 
+from mmbench import files
 from mmbench.mini import shapes
 from mmbench.mini.diffusion import CLASS_NAMES, IMAGE_SIZE, NULL_CLASS, MiniShapesDiffusionPipeline
 
@@ -182,7 +183,7 @@ def evaluate(folder: Path, tasks: Sequence[str] = ("mini-generation-g1", "mini-g
         result = {}
         for r in run.results:
             art = run_dir / r.files["artifacts"]
-            lines = [json.loads(line) for line in (art / "prompts.jsonl").read_text().splitlines()]
+            lines = [row for _, row in files.iter_jsonl(art / "prompts.jsonl", "generated-image prompts")]
             images = [Image.open(art / line["image"]).convert("RGB") for line in lines]
             result[r.task] = {"guidance_scale": r.task_info["generation"]["guidance_scale"],
                               **{m["name"]: round(float(m["value"]), 4) for m in r.metrics if m["value"] is not None},
