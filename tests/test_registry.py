@@ -49,16 +49,17 @@ def test_registrations_do_not_leak_between_tests():
 
 
 def test_presets_of_presets_resolve_to_the_adapter_with_merged_args():
-    from mmbench.adapters import check_args
+    from mmbench.adapters import check_args, resolve
     from mmbench.adapters.hf_vlm import HFImageTextToText
     from mmbench.specs import ModelSpec
 
-    cls, args = MODELS.get("mini-flamingo").resolved()  # mini-flamingo -> hf-idefics -> hf-vlm
+    cls, args = resolve(ModelSpec("mini-flamingo"))  # mini-flamingo -> hf-idefics -> hf-vlm
     assert cls is HFImageTextToText
     assert args["pretrained"].endswith("mini-flamingo")
     assert args["prompt_format"] == MODELS.get("hf-idefics").args["prompt_format"]
     MODELS.register("nearer", ModelPreset("hf-idefics", {"prompt_format": "{image}{prompt}"}))
-    assert MODELS.get("nearer").resolved()[1]["prompt_format"] == "{image}{prompt}"
+    assert resolve(ModelSpec("nearer"))[1]["prompt_format"] == "{image}{prompt}"  # the nearer preset wins
+    assert resolve(ModelSpec("nearer", {"prompt_format": "x{image}{prompt}"}))[1]["prompt_format"] == "x{image}{prompt}"
     for name in MODELS.names():  # every shipped name's args parse before anything loads (the runner's plan)
         check_args(ModelSpec(name))
     with pytest.raises(MMBenchError, match="max_new_tokens"):
@@ -66,7 +67,10 @@ def test_presets_of_presets_resolve_to_the_adapter_with_merged_args():
 
 
 def test_a_preset_cycle_is_a_one_line_error():
+    from mmbench.adapters import resolve
+    from mmbench.specs import ModelSpec
+
     MODELS.register("loop-a", ModelPreset("loop-b"))
     MODELS.register("loop-b", ModelPreset("loop-a"))
-    with pytest.raises(MMBenchError, match="refers back to itself"):
-        MODELS.get("loop-a").resolved()
+    with pytest.raises(MMBenchError, match="refer back to themselves"):
+        resolve(ModelSpec("loop-a"))

@@ -45,8 +45,8 @@ def _auto_adapter_for_folder(path: Path) -> str | None:
     return None
 
 
-def resolve(spec: ModelSpec) -> tuple[Any, dict]:
-    """The registry entry (Adapter class or ModelPreset) for a spec and the raw args to build it with."""
+def _entry(spec: ModelSpec) -> tuple[Any, dict]:
+    """The registry entry (Adapter class or ModelPreset) for a spec and the raw args it adds."""
     if spec.name in MODELS:
         return MODELS.get(spec.name), dict(spec.args)
     path = Path(spec.name).expanduser()
@@ -60,33 +60,41 @@ def resolve(spec: ModelSpec) -> tuple[Any, dict]:
     raise AssertionError("unreachable")
 
 
+def resolve(spec: ModelSpec) -> tuple[type[Adapter], dict[str, str]]:
+    """The Adapter class for a spec and the raw args to build it with, following presets of presets
+    (``mini-flamingo`` -> ``hf-idefics`` -> ``hf-vlm``): the spec's own args win, then the nearer preset's."""
+    entry, raw = _entry(spec)
+    seen: set[int] = set()
+    fixed: dict[str, str] = {}
+    while isinstance(entry, ModelPreset):
+        if id(entry) in seen:
+            raise MMBenchError(f"model {spec.name!r}: its presets refer back to themselves ({entry.adapter!r}); "
+                               f"register a preset on an adapter class")
+        seen.add(id(entry))
+        fixed = {**entry.fixed_args(), **fixed}
+        entry = MODELS.get(entry.adapter)
+    if not (isinstance(entry, type) and issubclass(entry, Adapter)):  # the registry admits nothing else
+        raise MMBenchError(f"model {spec.name!r}: registry entry {entry!r} is not an adapter")
+    return entry, {**fixed, **raw}
+
+
 def capabilities_of(spec: ModelSpec) -> frozenset[Capability]:
-    entry, _ = resolve(spec)
-    return entry.capabilities
+    return resolve(spec)[0].capabilities
 
 
 def check_args(spec: ModelSpec) -> None:
     """Parse the model's --model-args into its adapter's typed Args without loading anything, so a typo is
     a one-line error before any model runs."""
-    entry, raw = resolve(spec)
-    if isinstance(entry, ModelPreset):
-        cls, fixed = entry.resolved()
-        raw = {**fixed, **raw}
-    else:  # the MODELS registry holds Adapter subclasses and presets only
-        cls = entry
+    cls, raw = resolve(spec)
     parse_model_args(cls.Args, raw, spec.name)
 
 
 def load_model(spec: ModelSpec, overrides: Mapping[str, str] | None = None) -> Adapter:
     """Instantiate the adapter for ``spec``; ``overrides`` (e.g. device from --device) fill unset args."""
-    entry, raw = resolve(spec)
+    cls, raw = resolve(spec)
     for key, value in (overrides or {}).items():
         raw.setdefault(key, value)
-    if isinstance(entry, ModelPreset):
-        return entry.from_args(raw, name=spec.name)
-    if isinstance(entry, type) and issubclass(entry, Adapter):
-        return entry.from_args(raw, name=spec.name)
-    raise MMBenchError(f"model {spec.name!r}: registry entry {entry!r} is not an adapter")
+    return cls.from_args(raw, name=spec.name)
 
 
-__all__ = ["Adapter", "ModelPreset", "AUTO_ARCHITECTURES", "resolve", "capabilities_of", "load_model"]
+__all__ = ["Adapter", "ModelPreset", "AUTO_ARCHITECTURES", "resolve", "capabilities_of", "check_args", "load_model"]

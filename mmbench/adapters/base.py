@@ -195,37 +195,13 @@ class Adapter:
 
 @dataclass(frozen=True)
 class ModelPreset:
-    """A registered name for an adapter with fixed options (e.g. ``mini-clip`` = hf-clip + a folder)."""
+    """A registered name for an adapter (or another preset) with fixed options (e.g. ``mini-clip`` = hf-clip +
+    a folder); plain data, resolved to its Adapter class by mmbench.adapters.resolve."""
 
     adapter: str
     args: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
 
-    def resolved(self) -> tuple[type[Adapter], dict[str, str]]:
-        """The Adapter class behind this preset and its fixed args as strings, following presets of presets
-        (``mini-flamingo`` -> ``hf-idefics`` -> ``hf-vlm``); the nearer preset's args win."""
-        from mmbench.registry import MODELS
-
-        own = {k: v if isinstance(v, str) else str(v) for k, v in self.args.items()}
-        seen = {id(self)}
-        entry = MODELS.get(self.adapter)
-        inherited: dict[str, str] = {}
-        while isinstance(entry, ModelPreset):
-            if id(entry) in seen:
-                raise MMBenchError(f"model preset for {self.adapter!r} refers back to itself; register it on an "
-                                   f"adapter class")
-            seen.add(id(entry))
-            inherited = {**{k: v if isinstance(v, str) else str(v) for k, v in entry.args.items()}, **inherited}
-            entry = MODELS.get(entry.adapter)
-        return entry, {**inherited, **own}
-
-    def adapter_class(self) -> type[Adapter]:
-        return self.resolved()[0]
-
-    @property
-    def capabilities(self) -> frozenset[Capability]:
-        return self.adapter_class().capabilities
-
-    def from_args(self, raw: Mapping[str, Any], name: str = "") -> Adapter:
-        cls, fixed = self.resolved()
-        return cls.from_args({**fixed, **raw}, name=name)
+    def fixed_args(self) -> dict[str, str]:
+        """The preset's args as the strings --model-args would give (what the adapter's Args parse)."""
+        return {k: v if isinstance(v, str) else str(v) for k, v in self.args.items()}
