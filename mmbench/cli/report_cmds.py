@@ -3,7 +3,9 @@
 leaderboard: a definition applied to the store -> Markdown, LaTeX, CSV, JSON or a self-contained HTML page
 (several ``--output`` files at once share one computation), plus PNG/PDF plots with ``--plots DIR``.
 compare: the per-task table of NEW-minus-BASE differences with paired tests; with ``--fail-on-regression``
-it exits 1 when a task is significantly worse (0 otherwise; bad input is an MMBenchError, exit 2).
+it exits 1 when a task is significantly worse (0 otherwise; bad input is an MMBenchError, exit 2). With
+``--published BOARD:REFERENCE`` it takes one RUN and checks it against a leaderboard's published row
+(report/published.py): exit 1 when a published value lies outside the run's interval.
 """
 
 from __future__ import annotations
@@ -77,25 +79,39 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", help="mark cells significantly better/worse than this model's row")
     p.add_argument("--leaderboard-dir", type=Path, action="append", default=[],
                    help="an extra folder of leaderboard definitions (repeatable)")
+    p.add_argument("--reproduce", action="append", default=[], metavar="MODEL=REFERENCE",
+                   help="check MODEL's cells against the published row REFERENCE of the definition (repeatable; "
+                        "adds to the definition's `reproduce:` patterns)")
     _stats_options(p, None)
     p.set_defaults(func=cmd_leaderboard)
+    _add_compare_parser(sub)
 
+
+def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser(
         "compare", help="is NEW different from (worse than) BASE? paired tests per task; a CI regression gate",
         description="Compare two runs on the same items: per task and metric, NEW-BASE with its interval, "
                     "paired p-values and Holm's correction across all tests. BASE and NEW are run folders, "
                     "run ids (or unique prefixes) in the store, or model:NAME (that model's latest results). "
                     "Exit code: 0, or 1 with --fail-on-regression when a metric is significantly worse; 2 on "
-                    "bad input (e.g. runs on different items).")
-    c.add_argument("base", metavar="BASE")
-    c.add_argument("new", metavar="NEW")
+                    "bad input (e.g. runs on different items). With --published LEADERBOARD:REFERENCE, compare "
+                    "takes one RUN and checks each published value of that reference row against the run's "
+                    "bootstrap interval: exit 1 when one lies outside. Example: `mmbench compare model:llava-v1.5-7b "
+                    "--published llava-1.5:LLaVA-1.5-7B`.")
+    c.add_argument("base", metavar="BASE", help="the baseline run (with --published: the run to check)")
+    c.add_argument("new", metavar="NEW", nargs="?", help="the new run (not with --published)")
+    c.add_argument("--published", metavar="LEADERBOARD:REFERENCE",
+                   help="check the one run given against a published reference row of a leaderboard definition "
+                        "(e.g. llava-1.5:LLaVA-1.5-7B); the bootstrap settings default to the definition's")
+    c.add_argument("--leaderboard-dir", type=Path, action="append", default=[],
+                   help="an extra folder of leaderboard definitions for --published (repeatable)")
     c.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"results store for run ids (default: "
                                                                      f"{DEFAULT_STORE})")
     c.add_argument("--fail-on-regression", action="store_true",
                    help="exit 1 when any tested metric is significantly worse (Holm-adjusted one-sided p < alpha)")
     c.add_argument("--max-drop", type=float, metavar="X",
                    help="a regression must also drop by more than X in the metric's units (0.01 = 1 point)")
-    c.add_argument("--method", choices=["bootstrap", "permutation"], default="bootstrap",
+    c.add_argument("--method", choices=["bootstrap", "permutation"],
                    help="paired bootstrap (default) or paired permutation test for the p-values")
     c.add_argument("--tasks", help="only these tasks (comma-separated)")
     c.add_argument("--metrics", help="only these metrics, as METRIC or TASK:METRIC (comma-separated; default: "
@@ -104,10 +120,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="compare what both runs have even when NEW lacks tasks or metrics BASE has (refused "
                         "by default: an unfinished NEW run must not pass the gate)")
     c.add_argument("--base-model", help="the model to take from BASE when it holds several")
-    c.add_argument("--new-model", help="the model to take from NEW when it holds several")
+    c.add_argument("--new-model", help="the model to take from NEW (with --published: from RUN) when it holds "
+                                       "several")
     c.add_argument("--format", choices=["table", "md", "json"], default="table", help="output format")
     c.add_argument("--output", type=Path, help="write the output to this file instead of stdout")
-    _stats_options(c, 1000)
+    _stats_options(c, None)
     c.set_defaults(func=cmd_compare)
 
 
@@ -137,6 +154,18 @@ def _write(text: str, path: Path | None) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+def _reproduce(pairs: list[str]) -> dict[str, str]:
+    """--reproduce MODEL=REFERENCE (repeatable) as {model: reference}."""
+    out = {}
+    for text in pairs:
+        model, sep, reference = text.partition("=")
+        if not sep or not model.strip() or not reference.strip():
+            raise MMBenchError(f"--reproduce expects MODEL=REFERENCE (a row of the leaderboard = a published row "
+                               f"of its definition), got {text!r}")
+        out[model.strip()] = reference.strip()
+    return out
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from mmbench.report.leaderboard import auto_definition, build_leaderboard, load_definition
     from mmbench.report.render import TEXT_RENDERERS
@@ -150,7 +179,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         definition = load_definition(args.name, args.leaderboard_dir) if args.name else \
             auto_definition(store, **selection)
         lb = build_leaderboard(definition, store, resamples=args.resamples, seed=args.seed, alpha=args.alpha,
-                               baseline=args.baseline, time_budget_s=args.time_budget, **selection)
+                               baseline=args.baseline, time_budget_s=args.time_budget,
+                               reproduce=_reproduce(args.reproduce), **selection)
     finally:
         store.close()
     for fmt, path in outputs:
@@ -169,19 +199,68 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
+def _emit_comparison(comparison, args: argparse.Namespace) -> None:
     import json
 
-    from mmbench.report.compare import compare_runs
-
-    comparison = compare_runs(args.base, args.new, store=args.store, tasks=_csv(args.tasks),
-                              metrics=_csv(args.metrics), alpha=args.alpha if args.alpha is not None else 0.05,
-                              resamples=args.resamples, seed=args.seed or 0, method=args.method,
-                              max_drop=args.max_drop, base_model=args.base_model, new_model=args.new_model,
-                              time_budget_s=args.time_budget, allow_missing=args.allow_missing)
     if args.format == "json":
         text = json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False, default=str)
     else:
         text = comparison.table("github" if args.format == "md" else "simple")
     _write(text, args.output)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mmbench.report.compare import compare_runs
+    from mmbench.report.stats import DEFAULT_RESAMPLES
+
+    if args.published is not None:
+        return cmd_compare_published(args)
+    if args.new is None:
+        raise MMBenchError("compare needs two runs, BASE and NEW, or one RUN with --published LEADERBOARD:REFERENCE "
+                           "(e.g. `mmbench compare RUN --published llava-1.5:LLaVA-1.5-7B`)")
+    comparison = compare_runs(args.base, args.new, store=args.store, tasks=_csv(args.tasks),
+                              metrics=_csv(args.metrics), alpha=args.alpha if args.alpha is not None else 0.05,
+                              resamples=args.resamples or DEFAULT_RESAMPLES, seed=args.seed or 0,
+                              method=args.method or "bootstrap", max_drop=args.max_drop,
+                              base_model=args.base_model, new_model=args.new_model, time_budget_s=args.time_budget,
+                              allow_missing=args.allow_missing)
+    _emit_comparison(comparison, args)
     return 1 if args.fail_on_regression and not comparison.passed else 0
+
+
+def _split_published(text: str) -> tuple[str, str]:
+    """LEADERBOARD:REFERENCE (the leaderboard may be a .yaml path); one-line error when malformed."""
+    for suffix in (".yaml:", ".yml:"):
+        if suffix in text:
+            board, _, reference = text.partition(suffix)
+            return board + suffix[:-1], reference
+    board, sep, reference = text.partition(":")
+    if not sep or not board or not reference:
+        raise MMBenchError(f"--published expects LEADERBOARD:REFERENCE (a leaderboard name or .yaml file, then one "
+                           f"of its published rows), e.g. llava-1.5:LLaVA-1.5-7B; got {text!r}")
+    return board, reference
+
+
+def cmd_compare_published(args: argparse.Namespace) -> int:
+    """``compare RUN --published BOARD:REFERENCE``: exit 0 when every published value the run has a score
+    for lies inside its interval, 1 when one lies outside (the RESULT line names them)."""
+    from mmbench.report.leaderboard import load_definition
+    from mmbench.report.published import compare_published, find_reference
+    from mmbench.report.select import run_records
+
+    wrong = [name for name, given in (("a second run (NEW)", args.new is not None),
+                                      ("--base-model", args.base_model), ("--max-drop", args.max_drop is not None),
+                                      ("--method", args.method), ("--tasks", args.tasks), ("--metrics", args.metrics),
+                                      ("--allow-missing", args.allow_missing)) if given]
+    if wrong:
+        raise MMBenchError(f"--published compares one RUN with a leaderboard's published row: drop "
+                           f"{', '.join(wrong)} (usage: mmbench compare RUN --published LEADERBOARD:REFERENCE "
+                           f"[--new-model MODEL])")
+    board, reference = _split_published(args.published)
+    definition = load_definition(board, args.leaderboard_dir)
+    find_reference(definition, reference)  # a wrong name fails before any run is read
+    comparison = compare_published(run_records(args.base, args.store), definition, reference,
+                                   model=args.new_model, resamples=args.resamples, seed=args.seed,
+                                   alpha=args.alpha, time_budget_s=args.time_budget, run_label=str(args.base))
+    _emit_comparison(comparison, args)
+    return 0 if comparison.passed else 1

@@ -23,7 +23,16 @@ import jinja2
 
 from mmbench.report import plots
 from mmbench.report.leaderboard import Leaderboard
-from mmbench.report.render import average_parts, caption_sentences, fmt_memory, fmt_rate, headers
+from mmbench.report.published import INSIDE, OUTSIDE, check_text
+from mmbench.report.render import (
+    average_parts,
+    caption_sentences,
+    fmt_memory,
+    fmt_rate,
+    headers,
+    published_lines,
+    reference_label,
+)
 
 TEMPLATE = "leaderboard.html.jinja"
 _SAMPLE_CHARS = 400
@@ -62,9 +71,61 @@ def _num(value: Any) -> str:
     return "" if math.isnan(f) else repr(f)
 
 
-def _cell(text: str, v: str = "", title: str | None = None, best: bool = False, sig: int = 0) -> dict:
-    """One table cell for the template: shown text, sort key, tooltip (None: no title attribute), bold, mark."""
-    return {"text": text, "v": v, "title": title, "best": best, "sig": sig}
+def _cell(text: str, v: str = "", title: str | None = None, best: bool = False, sig: int = 0,
+          check: dict | None = None) -> dict:
+    """One table cell for the template: shown text, sort key, tooltip (None: no title attribute), bold, mark,
+    and the published-value check (text, class, tooltip) or None."""
+    return {"text": text, "v": v, "title": title, "best": best, "sig": sig, "check": check}
+
+
+def _check(lb: Leaderboard, model: str, label: str) -> dict | None:
+    """The check mark of a cell whose model should reproduce a published row (report/published.py)."""
+    row = lb.check(model, label)
+    text = check_text(row, lb.definition.digits) if row else ""
+    if not text:
+        return None
+    where = f" ({row['split']})" if row.get("split") else ""
+    title = f"published by {row['reference']}{where}: {row['status']}" + (f"; {row['reason']}" if row["reason"]
+                                                                          else "")
+    return {"text": text, "cls": {INSIDE: "inside", OUTSIDE: "outside"}.get(row["status"], "unchecked"),
+            "title": title}
+
+
+def _score_cell(lb: Leaderboard, model: str, col, level: str) -> dict:
+    digits, check = lb.definition.digits, _check(lb, model, col.label)
+    cell = lb.cell(model, col.label)
+    if cell is None or not _present(cell.get("value")) or cell.get("unavailable"):
+        why = "" if cell is None else str(cell.get("unavailable") or "")
+        return _cell("—" if cell is None else "n/a", "", why, check=check)
+    scale = float(cell["scale"])
+    value = float(cell["value"]) * scale
+    text = f"{value:.{digits}f}"
+    if _present(cell.get("low")) and _present(cell.get("high")):
+        lo, hi = float(cell["low"]) * scale, float(cell["high"]) * scale
+        text += f" ± {(hi - lo) / 2:.{digits}f}"
+        tip = f"{level} CI [{lo:.{digits + 1}f}, {hi:.{digits + 1}f}], n = {cell['n']}"
+    else:
+        tip = f"no interval: {cell.get('note') or 'not available'}; n = {cell['n']}"
+    if _present(cell.get("p_vs_baseline")):
+        tip += f"; p vs baseline (Holm) = {float(cell['p_vs_baseline']):.3g}"
+    # Sorting key: the oriented value, so "descending" always puts the best first.
+    key = value if cell.get("higher_is_better", True) else -value
+    return _cell(text, _num(key), tip, bool(cell.get("best")), int(cell.get("sig") or 0), check)
+
+
+def _published_rows(lb: Leaderboard) -> list[list[dict]]:
+    """The published rows (a tbody of their own, which sorting leaves below the measured rows)."""
+    d = lb.definition
+    rows = []
+    for i, ref in enumerate(d.references, 1):
+        cells = [_cell(reference_label(i, ref), "", ref.source)]
+        for col in d.columns:
+            v, split = ref.value(col.label), ref.split(col.label)
+            cells.append(_cell("—" if v is None else f"{v:.{d.digits}f}", "",
+                               None if v is None else f"as published by {ref.source}" + (f"; {split}" if split
+                                                                                           else "")))
+        rows.append(cells + [_cell("—")] * (bool(d.average_label) + 2))
+    return rows
 
 
 def _table(lb: Leaderboard) -> dict:
@@ -75,27 +136,7 @@ def _table(lb: Leaderboard) -> dict:
     rows_by_model = {r["model"]: r for r in lb.rows.to_dict(orient="records")}
     rows = []
     for model in lb.models:
-        cells = [_cell(str(model), str(model))]
-        for col in d.columns:
-            cell = lb.cell(model, col.label)
-            if cell is None or not _present(cell.get("value")) or cell.get("unavailable"):
-                why = "" if cell is None else str(cell.get("unavailable") or "")
-                cells.append(_cell("—" if cell is None else "n/a", "", why))
-                continue
-            scale = float(cell["scale"])
-            value = float(cell["value"]) * scale
-            text = f"{value:.{d.digits}f}"
-            if _present(cell.get("low")) and _present(cell.get("high")):
-                lo, hi = float(cell["low"]) * scale, float(cell["high"]) * scale
-                text += f" ± {(hi - lo) / 2:.{d.digits}f}"
-                tip = f"{level} CI [{lo:.{d.digits + 1}f}, {hi:.{d.digits + 1}f}], n = {cell['n']}"
-            else:
-                tip = f"no interval: {cell.get('note') or 'not available'}; n = {cell['n']}"
-            if _present(cell.get("p_vs_baseline")):
-                tip += f"; p vs baseline (Holm) = {float(cell['p_vs_baseline']):.3g}"
-            # Sorting key: the oriented value, so "descending" always puts the best first.
-            key = value if cell.get("higher_is_better", True) else -value
-            cells.append(_cell(text, _num(key), tip, bool(cell.get("best")), int(cell.get("sig") or 0)))
+        cells = [_cell(str(model), str(model))] + [_score_cell(lb, model, col, level) for col in d.columns]
         row = rows_by_model.get(model, {})
         if d.average_label:
             value, half = average_parts(row, d.digits)
@@ -104,7 +145,8 @@ def _table(lb: Leaderboard) -> dict:
         cells.append(_cell(fmt_rate(rate) or "—", _num(rate), str(row.get("efficiency_tasks") or "")))
         cells.append(_cell(fmt_memory(mem) or "—", _num(mem), str(row.get("peak_memory_kind") or "")))
         rows.append(cells)
-    return {"heads": [{"label": h, "type": t} for h, t in zip(heads, types)], "rows": rows}
+    return {"heads": [{"label": h, "type": t} for h, t in zip(heads, types)], "rows": rows,
+            "published": _published_rows(lb)}
 
 
 def _plots(lb: Leaderboard) -> list[dict]:
@@ -152,5 +194,6 @@ def to_html(lb: Leaderboard) -> str:
     d = lb.definition
     return environment().get_template(TEMPLATE).render(
         title=d.title or f"Leaderboard {d.name}", description=d.description or "", table=_table(lb),
-        caption=" ".join(caption_sentences(lb, "html")[1:]), notes=list(lb.notes), plots=_plots(lb),
+        caption=" ".join(caption_sentences(lb, "html")[1:]), published=published_lines(lb), notes=list(lb.notes),
+        plots=_plots(lb),
         samples=_samples(lb), source=d.source or d.name)

@@ -15,7 +15,8 @@ Definition keys (all optional except ``columns``)::
     description: ...
     columns:                        # the table's columns, in order
       - {task: mini-zeroshot, metric: top1, label: "Zero-shot top-1", scale: 100}
-        # also: higher_is_better (default: as recorded with the metric)
+        # also: higher_is_better (default: as recorded with the metric); rank: false for a diagnostic
+        # column (neither direction is better): no best mark, no significance mark, not used to rank
     models: [a, b]                  # rows to show, in this order (default: every model, best first)
     baseline: b                     # mark cells significantly better/worse than this row
     average: {label: Mean, columns: ["Zero-shot top-1", ...]}   # columns: default all
@@ -23,6 +24,8 @@ Definition keys (all optional except ``columns``)::
     curves: [{name: noise, y: wer}] # x: "x" (the task files' curve x) or a metric; y: a metric
     digits: 1                       # decimals shown (after scaling)
     resamples: 1000, seed: 0, alpha: 0.05, samples: 3   # bootstrap settings; output samples per cell
+    references: [...], reproduce: {...}   # published rows and which models should reproduce them:
+                                          # see mmbench/report/published.py
 """
 
 from __future__ import annotations
@@ -31,30 +34,32 @@ import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
-import yaml
 
 import mmbench
 from mmbench.errors import MMBenchError
 from mmbench.report.compare import align
-from mmbench.report.select import ResultRecord, load_records, results_frame
-from mmbench.report.stats import (
-    BOOTSTRAP_METHOD,
-    DEFAULT_ALPHA,
-    DEFAULT_RESAMPLES,
-    bootstrap,
-    holm,
-    paired_test,
-    resolve_aggregator,
+from mmbench.report.published import (
+    CHECK_COLUMNS,
+    Reference,
+    assign_references,
+    bootstrap_record,
+    did_you_mean,
+    parse_published,
+    reference_checks,
+    summaries,
 )
+from mmbench.report.select import load_records, results_frame
+from mmbench.report.stats import (BOOTSTRAP_METHOD, DEFAULT_ALPHA, DEFAULT_RESAMPLES, holm, paired_test,
+                                  resolve_aggregator)
 from mmbench.store import Store
 
 _KEYS = {"leaderboard", "title", "description", "columns", "models", "baseline", "average", "throughput",
-         "curves", "digits", "resamples", "seed", "alpha", "samples"}
-_COLUMN_KEYS = {"task", "metric", "label", "higher_is_better", "scale"}
+         "curves", "digits", "resamples", "seed", "alpha", "samples", "references", "reproduce"}
+_COLUMN_KEYS = {"task", "metric", "label", "higher_is_better", "scale", "rank"}
 _CURVE_KEYS = {"name", "x", "y", "label"}
 _AVERAGE_KEYS = {"label", "columns"}
 
@@ -66,6 +71,7 @@ class Column:
     label: str
     higher_is_better: bool | None = None  # None: as recorded with the metric
     scale: float = 1.0
+    rank: bool = True  # False: a diagnostic (e.g. POPE's yes-ratio): no best mark, no significance, no ranking
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,8 @@ class Definition:
     alpha: float = DEFAULT_ALPHA
     samples: int = 3
     source: str = ""
+    references: tuple[Reference, ...] = ()  # published rows (report/published.py)
+    reproduce: tuple[tuple[str, str], ...] = ()  # (run model name pattern, reference row), in file order
 
 
 # ---------------------------------------------------------------------------------------------- definitions
@@ -104,42 +112,58 @@ def _unknown(keys: set, allowed: set, where: str) -> None:
         raise MMBenchError(f"{where}: unknown key {extra[0]!r}; accepted: {', '.join(sorted(allowed))}")
 
 
+def _columns(raw: Any, where: str) -> list[Column]:
+    if not isinstance(raw, list) or not raw:
+        raise MMBenchError(f"{where}: `columns:` must be a non-empty list of {{task: ..., metric: ...}}")
+    columns = []
+    for i, c in enumerate(raw):
+        if not isinstance(c, dict) or "task" not in c or "metric" not in c:
+            raise MMBenchError(f"{where}: column {i + 1} needs `task:` and `metric:`")
+        _unknown(set(c), _COLUMN_KEYS, f"{where}, column {i + 1}")
+        hib = c.get("higher_is_better")
+        columns.append(Column(str(c["task"]), str(c["metric"]), str(c.get("label") or f"{c['task']} {c['metric']}"),
+                              None if hib is None else bool(hib), float(c.get("scale", 1.0)),
+                              bool(c.get("rank", True))))
+    labels = [c.label for c in columns]
+    dup = next((x for x in labels if labels.count(x) > 1), None)
+    if dup is not None:
+        raise MMBenchError(f"{where}: two columns are labelled {dup!r}; give each a distinct `label:`")
+    return columns
+
+
+def _average(average: Any, columns: list[Column], where: str) -> tuple[str | None, tuple[str, ...]]:
+    if average is None:
+        return None, ()
+    labels = [c.label for c in columns]
+    average = {"label": average} if isinstance(average, str) else average
+    if not isinstance(average, dict):
+        raise MMBenchError(f"{where}: `average:` must be a label or {{label: ..., columns: [...]}}")
+    _unknown(set(average), _AVERAGE_KEYS, f"{where}, average")
+    avg_cols = tuple(str(x) for x in average.get("columns") or [c.label for c in columns if c.rank])
+    missing = [x for x in avg_cols if x not in labels]
+    if missing:
+        raise MMBenchError(f"{where}: average column {missing[0]!r} is not a column label ({', '.join(labels)})")
+    diagnostic = next((x for x in avg_cols if not columns[labels.index(x)].rank), None)
+    if diagnostic is not None:
+        raise MMBenchError(f"{where}: average column {diagnostic!r} has `rank: false` (a diagnostic); leave it "
+                           f"out of the average")
+    directions = {next(c.higher_is_better for c in columns if c.label == x) for x in avg_cols}
+    if len(directions - {None}) > 1:
+        raise MMBenchError(f"{where}: the average mixes higher- and lower-is-better columns; average "
+                           f"columns of one direction")
+    return str(average.get("label", "Average")), avg_cols
+
+
 def parse_definition(raw: Any, name: str, source: str = "") -> Definition:
     """Validate a definition's YAML content; every mistake names the key and the file."""
     where = f"leaderboard {source or name}"
     if not isinstance(raw, dict):
         raise MMBenchError(f"{where}: expected a mapping with a `columns:` list at the top level")
     _unknown(set(raw), _KEYS, where)
-    if not isinstance(raw.get("columns"), list) or not raw["columns"]:
-        raise MMBenchError(f"{where}: `columns:` must be a non-empty list of {{task: ..., metric: ...}}")
-    columns = []
-    for i, c in enumerate(raw["columns"]):
-        if not isinstance(c, dict) or "task" not in c or "metric" not in c:
-            raise MMBenchError(f"{where}: column {i + 1} needs `task:` and `metric:`")
-        _unknown(set(c), _COLUMN_KEYS, f"{where}, column {i + 1}")
-        hib = c.get("higher_is_better")
-        columns.append(Column(str(c["task"]), str(c["metric"]), str(c.get("label") or f"{c['task']} {c['metric']}"),
-                              None if hib is None else bool(hib), float(c.get("scale", 1.0))))
-    labels = [c.label for c in columns]
-    dup = next((x for x in labels if labels.count(x) > 1), None)
-    if dup is not None:
-        raise MMBenchError(f"{where}: two columns are labelled {dup!r}; give each a distinct `label:`")
-    average = raw.get("average")
-    avg_label, avg_cols = None, ()
-    if average is not None:
-        average = {"label": average} if isinstance(average, str) else average
-        if not isinstance(average, dict):
-            raise MMBenchError(f"{where}: `average:` must be a label or {{label: ..., columns: [...]}}")
-        _unknown(set(average), _AVERAGE_KEYS, f"{where}, average")
-        avg_label = str(average.get("label", "Average"))
-        avg_cols = tuple(str(x) for x in average.get("columns") or labels)
-        missing = [x for x in avg_cols if x not in labels]
-        if missing:
-            raise MMBenchError(f"{where}: average column {missing[0]!r} is not a column label ({', '.join(labels)})")
-        directions = {next(c.higher_is_better for c in columns if c.label == x) for x in avg_cols}
-        if len(directions - {None}) > 1:
-            raise MMBenchError(f"{where}: the average mixes higher- and lower-is-better columns; average "
-                               f"columns of one direction")
+    columns = _columns(raw.get("columns"), where)
+    avg_label, avg_cols = _average(raw.get("average"), columns, where)
+    references, reproduce = parse_published(raw.get("references"), raw.get("reproduce"),
+                                            [c.label for c in columns], where)
     curves = None
     if raw.get("curves") is not None:
         curves = []
@@ -157,7 +181,8 @@ def parse_definition(raw: Any, name: str, source: str = "") -> Definition:
             baseline=raw.get("baseline"), average_label=avg_label, average_columns=avg_cols,
             throughput=str(raw.get("throughput", "all")), curves=curves, digits=int(raw.get("digits", 3)),
             resamples=int(raw.get("resamples", DEFAULT_RESAMPLES)), seed=int(raw.get("seed", 0)),
-            alpha=float(raw.get("alpha", DEFAULT_ALPHA)), samples=int(raw.get("samples", 3)), source=source)
+            alpha=float(raw.get("alpha", DEFAULT_ALPHA)), samples=int(raw.get("samples", 3)), source=source,
+            references=references, reproduce=reproduce)
     except (TypeError, ValueError) as exc:
         raise MMBenchError(f"{where}: {exc}") from exc
 
@@ -180,8 +205,8 @@ def load_definition(name: str, search: Sequence[Path] = ()) -> Definition:
         found = [d / f"{name}.yaml" for d in definition_dirs(search) if (d / f"{name}.yaml").is_file()]
         if not found:
             known = sorted({p.stem for d in definition_dirs(search) if d.is_dir() for p in d.glob("*.yaml")})
-            raise MMBenchError(f"unknown leaderboard {name!r}: known are {', '.join(known) or 'none'}; or pass a "
-                               f"definition file (NAME.yaml)")
+            raise MMBenchError(f"unknown leaderboard {name!r}{did_you_mean(name, known)}: known are "
+                               f"{', '.join(known) or 'none'}; or pass a definition file (NAME.yaml)")
         path = found[0]
     from mmbench.files import read_yaml
 
@@ -229,15 +254,18 @@ class Leaderboard:
     # One line per column first (metric, direction, scale, n, variant), then remarks (no interval and why,
     # approximations, subsets, failed items, pairs the significance test refused).
     notes: list[str] = field(default_factory=list)
+    # Published values against the reproducing models' cells (report/published.py: one row per (model,
+    # column with a published value), status inside/outside/...), and one summary line per such model.
+    checks: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CHECK_COLUMNS))
+    reproduction: list[str] = field(default_factory=list)
 
     def cell(self, model: str, label: str) -> dict | None:
         """The cell of ``model`` in column ``label`` as a dict (missing numbers as None), or None."""
-        if self.cells.empty:
-            return None
-        hit = self.cells[(self.cells["model"] == model) & (self.cells["column"] == label)]
-        if hit.empty:
-            return None
-        return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in hit.iloc[0].to_dict().items()}
+        return _row_of(self.cells, model, label)
+
+    def check(self, model: str, label: str) -> dict | None:
+        """The published-value check of ``model`` in column ``label`` (see report/published.py), or None."""
+        return _row_of(self.checks, model, label)
 
     def wide(self) -> pd.DataFrame:
         """Models x column labels of scaled values (NaN where a model has no result), plus the average."""
@@ -249,6 +277,15 @@ class Leaderboard:
         return wide
 
 
+def _row_of(frame: pd.DataFrame, model: str, label: str) -> dict | None:
+    if frame.empty:
+        return None
+    hit = frame[(frame["model"] == model) & (frame["column"] == label)]
+    if hit.empty:
+        return None
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in hit.iloc[0].to_dict().items()}
+
+
 def _oriented(value: float, hib: bool) -> float:
     return value if hib else -value
 
@@ -257,11 +294,13 @@ def build_leaderboard(definition: Definition, store: Store, *, models: Sequence[
                       tags: Sequence[str] | None = None, since: str | None = None, until: str | None = None,
                       run_ids: Sequence[str] | None = None, resamples: int | None = None, seed: int | None = None,
                       alpha: float | None = None, baseline: str | None = None,
-                      time_budget_s: float | None = None) -> Leaderboard:
+                      time_budget_s: float | None = None, reproduce: Mapping[str, str] | None = None) -> Leaderboard:
     """Compute a leaderboard from the latest result per (model, task) in the selection.
 
     ``time_budget_s`` bounds the resampling time of each result (see stats.bootstrap): a metric too slow to
-    recompute B times gets no interval and a note, rather than a leaderboard that takes hours."""
+    recompute B times gets no interval and a note, rather than a leaderboard that takes hours. ``reproduce``
+    (model -> reference row, --reproduce) adds to the definition's ``reproduce:`` patterns: those models'
+    cells are checked against the published values, with the cells' own intervals."""
     B = int(resamples if resamples is not None else definition.resamples)
     seed = int(seed if seed is not None else definition.seed)
     alpha = float(alpha if alpha is not None else definition.alpha)
@@ -289,7 +328,7 @@ def build_leaderboard(definition: Definition, store: Store, *, models: Sequence[
     for (model, task), rec in records.items():
         if task in tasks and model in row_models:
             metrics = list(dict.fromkeys(c.metric for c in definition.columns if c.task == task))
-            boots[(model, task)] = _bootstrap_record(rec, metrics, B, seed, alpha, time_budget_s)
+            boots[(model, task)] = bootstrap_record(rec, metrics, B, seed, alpha, time_budget_s)
     cells = _cells(definition, row_models, records, boots)
     notes: list[str] = []
     if baseline is not None and not cells.empty:
@@ -301,24 +340,20 @@ def build_leaderboard(definition: Definition, store: Store, *, models: Sequence[
                for m in order
                for t in dict.fromkeys(c.task for c in definition.columns)
                if (m, t) in records and definition.samples > 0]
-    notes = _notes(definition, cells, records) + notes
-    unfinished = frame[(frame["run_status"] != "complete") & frame["model"].isin(order)]
-    for run_id, group in unfinished.groupby("run_id", sort=True):
-        # each result is whole (scored over all its items); the run it belongs to stopped early or is still
-        # going, so a row may lack columns or be superseded: say so rather than silently mixing runs
-        notes.append(f"results of {', '.join(sorted(set(group['model'])))} on {', '.join(sorted(set(group['task'])))} "
-                     f"come from run {run_id}, which is {group['run_status'].iloc[0]} (not complete: killed, "
-                     f"interrupted or still running)")
-    return Leaderboard(definition, order, cells, rows, curves, [s for s in samples if s.samples], settings, notes)
+    notes = _notes(definition, cells, records) + notes + _unfinished_notes(frame, order)
+    lb = Leaderboard(definition, order, cells, rows, curves, [s for s in samples if s.samples], settings, notes)
+    lb.checks = reference_checks(definition, assign_references(definition, order, reproduce), lb.cell, records)
+    lb.reproduction = summaries(lb.checks, definition.digits, alpha)
+    return lb
 
 
-def _bootstrap_record(rec: ResultRecord, metrics: list[str], B: int, seed: int, alpha: float,
-                      time_budget_s: float | None):
-    aggregate, reason = resolve_aggregator(rec.result.aggregator)
-    return bootstrap(rec.stats, aggregate, metrics=metrics,
-                     reported={m["name"]: m.get("value") for m in rec.result.metrics},
-                     resamples=B, seed=seed, alpha=alpha, stream=rec.task, unavailable_reason=reason or "",
-                     time_budget_s=time_budget_s)
+def _unfinished_notes(frame: pd.DataFrame, models: list[str]) -> list[str]:
+    """Each result is whole (scored over all its items), but the run it belongs to stopped early or is still
+    going, so a row may lack columns or be superseded: say so rather than silently mixing runs."""
+    unfinished = frame[(frame["run_status"] != "complete") & frame["model"].isin(models)]
+    return [f"results of {', '.join(sorted(set(group['model'])))} on {', '.join(sorted(set(group['task'])))} "
+            f"come from run {run_id}, which is {group['run_status'].iloc[0]} (not complete: killed, "
+            f"interrupted or still running)" for run_id, group in unfinished.groupby("run_id", sort=True)]
 
 
 def _cells(definition: Definition, models: list[str], records: dict, boots: dict) -> pd.DataFrame:
@@ -348,9 +383,10 @@ def _cells(definition: Definition, models: list[str], records: dict, boots: dict
                 # probes' reliance metrics carry a verdict (uses-image / weak / collapsed) and its own CI
                 "verdict": (metric.get("extra") or {}).get("verdict") or ""})
     cells = pd.DataFrame(rows, columns=None if rows else ["model", "column", "value", "scale", "higher_is_better"])
+    unranked = {c.label for c in definition.columns if not c.rank}
     for label in cells["column"].unique() if not cells.empty else ():
         sel = cells[(cells["column"] == label) & cells["value"].notna()]
-        if len(sel) < 2:
+        if len(sel) < 2 or label in unranked:
             continue
         oriented = [_oriented(v, h) for v, h in zip(sel["value"], sel["higher_is_better"])]
         best = max(oriented)
@@ -360,7 +396,9 @@ def _cells(definition: Definition, models: list[str], records: dict, boots: dict
 
 def _mark_significance(cells: pd.DataFrame, definition: Definition, records: dict, baseline: str, B: int,
                        seed: int, alpha: float, notes: list[str], time_budget_s: float | None) -> None:
-    """p-values of each cell against the baseline row's cell; Holm across the row; sig = +1 better, -1 worse."""
+    """p-values of each cell against the baseline row's cell; Holm across the row; sig = +1 better, -1 worse
+    (never for a diagnostic column, ``rank: false``, where neither direction is better)."""
+    unranked = {c.label for c in definition.columns if not c.rank}
     for model in cells["model"].unique():
         if model == baseline:
             continue
@@ -390,8 +428,8 @@ def _mark_significance(cells: pd.DataFrame, definition: Definition, records: dic
         adjusted = holm([found[i][0] for i in keys])
         for i, p in zip(keys, adjusted):
             cells.at[i, "p_vs_baseline"] = p
-            drop = found[i][1]
-            if p is not None and p < alpha and drop is not None and drop != 0:
+            drop, ranked = found[i][1], cells.at[i, "column"] not in unranked
+            if ranked and p is not None and p < alpha and drop is not None and drop != 0:
                 cells.at[i, "sig"] = -1 if drop > 0 else 1
 
 
@@ -433,7 +471,8 @@ def _model_rows(definition: Definition, models: list[str], cells: pd.DataFrame, 
 
 def _rank(definition: Definition, models: list[str], cells: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
     """Best first. Models with the average come first, by it; the others are grouped by the first column
-    they have a value in (column order), best first within each group; models without any value last."""
+    they have a value in (column order; diagnostic columns, ``rank: false``, skipped), best first within each
+    group; models without any value last."""
     averages = dict(zip(rows["model"], rows["average"])) if definition.average_label else {}
     avg_hib = next((c.higher_is_better for c in definition.columns if c.label in definition.average_columns
                     and c.higher_is_better is not None), True)
@@ -448,7 +487,7 @@ def _rank(definition: Definition, models: list[str], cells: pd.DataFrame, rows: 
             return (-1, -_oriented(float(avg), avg_hib), model)
         for i, col in enumerate(definition.columns):
             hit = by_column.get(col.label, {}).get(model)
-            if hit is not None:
+            if hit is not None and col.rank:
                 return (i, -_oriented(*hit), model)
         return (len(definition.columns), 0.0, model)
 
@@ -472,7 +511,7 @@ def _curve_points(definition: Definition, records: dict, models: list[str], B: i
         if y is None or rec.metric(y) is None:
             continue
         wanted = [y] + ([spec.x] if spec.x != "x" and rec.metric(spec.x) else [])
-        iv = _bootstrap_record(rec, wanted, B, seed, alpha, time_budget_s).intervals
+        iv = bootstrap_record(rec, wanted, B, seed, alpha, time_budget_s).intervals
         if spec.x == "x":
             x, x_low, x_high, x_label = curve.get("x"), None, None, str(curve.get("x_label", "x"))
         elif spec.x in iv:
@@ -498,7 +537,8 @@ def _notes(definition: Definition, cells: pd.DataFrame, records: dict) -> list[s
             continue
         variants = sorted({str(v) for v in sel["variant"]})
         ns = sorted({int(n) for n in sel["n"]})
-        direction = "higher is better" if bool(sel["higher_is_better"].iloc[0]) else "lower is better"
+        direction = ("a diagnostic, not ranked" if not col.rank else
+                     "higher is better" if bool(sel["higher_is_better"].iloc[0]) else "lower is better")
         scale = f", x{col.scale:g}" if col.scale != 1 else ""
         variant = variants[0] if len(variants) == 1 else "VARIANTS DIFFER: " + " | ".join(variants)
         notes.append(f"{col.label}: {col.metric} of {col.task} ({direction}{scale}); n = "

@@ -5,6 +5,12 @@ are in CSV/JSON and the HTML tooltips); the best value of a column is bold; with
 says a cell is significantly better (+) or worse (-) than the baseline's. The caption states the scale,
 the interval method with its resamples and seed, the significance test, every column's metric variant and
 n, and every remark (no interval and why, approximations, subsets, failed items).
+
+Published reference rows (report/published.py) follow the measured rows, named "MODEL (published, ref. N)",
+with the values as their sources report them: no interval, no bold, no marks, no rank; their citations and
+splits are listed below the table. A model that should reproduce a reference row carries a check in each
+such cell: ✓ or ✗ and the published value (inside or outside the cell's interval), "?" (no interval), or
+"(no score; pub. X)" / "(not run; pub. X)"; one summary line per such model follows the citations.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from mmbench.report.leaderboard import Leaderboard
+from mmbench.report.published import Reference, check_text
 
 SUFFIXES = {".md": "md", ".markdown": "md", ".tex": "latex", ".csv": "csv", ".json": "json", ".html": "html",
             ".htm": "html"}
@@ -25,7 +32,8 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", "→": r"$\rightarrow$",
                   "←": r"$\leftarrow$", "±": r"$\pm$", "×": r"$\times$", "≤": r"$\leq$", "≥": r"$\geq$",
-                  "–": "--", "—": "---", "▲": "+", "▼": "-", "α": r"$\alpha$",
+                  "–": "--", "—": "---", "▲": "+", "▼": "-", "α": r"$\alpha$", "✓": r"$\surd$",
+                  "✗": r"$\times$",
                   # brackets in braces: "\\" followed by "[" would read as the optional argument of \\
                   "[": "{[}", "]": "{]}", "\n": " ", "\r": " ", "\t": " "}
 
@@ -100,8 +108,19 @@ def headers(lb: Leaderboard) -> list[str]:
             + ["items/s", "peak memory"])
 
 
+def reference_label(i: int, ref: Reference) -> str:
+    """How a published row is named in every format: "LLaVA-1.5-7B (published, ref. 1)"."""
+    return f"{ref.model} (published, ref. {i})"
+
+
+def _check_mark(lb: Leaderboard, model: str, label: str, esc) -> str:
+    check = lb.check(model, label)
+    text = check_text(check, lb.definition.digits) if check else ""
+    return " " + esc(text) if text else ""
+
+
 def table_rows(lb: Leaderboard, style: str) -> list[list[str]]:
-    """Display strings per row (style: md, latex or html; latex and html text is escaped here)."""
+    """Display strings per measured row (style: md, latex or html; latex and html text is escaped here)."""
     esc = latex_escape if style == "latex" else md_escape if style == "md" else (lambda s: s)
     pm = r" $\pm$ " if style == "latex" else " ± "
     missing = "--" if style == "latex" else "—"
@@ -112,14 +131,15 @@ def table_rows(lb: Leaderboard, style: str) -> list[list[str]]:
         line = [esc(model)]
         for col in lb.definition.columns:
             cell = lb.cell(model, col.label)
+            mark = _check_mark(lb, model, col.label, esc)
             if cell is None:
-                line.append(missing)
+                line.append(missing + mark)
                 continue
             value, half = cell_parts(cell, digits)
             text = value + (pm + half if half else "")
             if cell.get("best"):
                 text = rf"\textbf{{{text}}}" if style == "latex" else f"**{text}**" if style == "md" else text
-            line.append(text + MARKS[style].get(int(cell.get("sig") or 0), ""))
+            line.append(text + MARKS[style].get(int(cell.get("sig") or 0), "") + mark)
         row = rows_by_model.get(model, {})
         if lb.definition.average_label:
             value, half = average_parts(row, digits)
@@ -127,6 +147,31 @@ def table_rows(lb: Leaderboard, style: str) -> list[list[str]]:
         line += [fmt_rate(row.get("items_per_s")) or missing, esc(fmt_memory(row.get("peak_memory_bytes"))) or missing]
         out.append(line)
     return out
+
+
+def reference_rows(lb: Leaderboard, style: str) -> list[list[str]]:
+    """The published rows, after the measured ones: the values as published, nothing else."""
+    esc = latex_escape if style == "latex" else md_escape if style == "md" else (lambda s: s)
+    missing = "--" if style == "latex" else "—"
+    d = lb.definition
+    out = []
+    for i, ref in enumerate(d.references, 1):
+        values = [ref.value(c.label) for c in d.columns]
+        line = [esc(reference_label(i, ref))] + [missing if v is None else fmt(v, d.digits) for v in values]
+        out.append(line + [missing] * (bool(d.average_label) + 2))
+    return out
+
+
+def published_lines(lb: Leaderboard) -> list[str]:
+    """Below the table: each published row's citation, splits and note, then each reproducing model's
+    summary ("reproduces 5 of 7 published columns ...")."""
+    lines = []
+    for i, ref in enumerate(lb.definition.references, 1):
+        text = f"ref. {i}, {ref.model} (published, not measured here): {ref.source}"
+        if ref.splits:
+            text += ". Splits: " + "; ".join(f"{label}: {split}" for label, split in ref.splits)
+        lines.append(text + (f". {ref.note}" if ref.note else ""))
+    return lines + list(lb.reproduction)
 
 
 def caption_sentences(lb: Leaderboard, style: str = "md") -> list[str]:
@@ -145,6 +190,13 @@ def caption_sentences(lb: Leaderboard, style: str = "md") -> list[str]:
         out.append("Scores scaled as noted per column.")
     out.append(f"± is half the width of the {level} {s['method']} ({s['resamples']} resamples, seed {s['seed']}); "
                f"CSV/JSON give the exact bounds. Bold: best in the column.")
+    if d.references:
+        out.append("Rows marked (published) are the values their sources report (cited below the table, with "
+                   "their splits), not measured here: no intervals, ranks or marks.")
+    if not lb.checks.empty:
+        out.append(f"✓/✗ and a published value in a cell: that value lies inside/outside the cell's {level} "
+                   f"interval (the model's reproduction of a published row, summarised below); ?: the cell has no "
+                   f"interval to check it against.")
     if s.get("baseline"):
         marks = "+/-" if style == "latex" else "▲/▼"
         out.append(f"{marks}: significantly better/worse than {s['baseline']} ({s['significance']}, "
@@ -165,10 +217,11 @@ def to_markdown(lb: Leaderboard) -> str:
     if d.description:
         parts += [md_escape(d.description), ""]
     align = ["left"] + ["right"] * (len(headers(lb)) - 1)
-    parts += [tabulate(table_rows(lb, "md"), headers=[md_escape(h) for h in headers(lb)], tablefmt="github",
-                       colalign=align, disable_numparse=True), ""]
+    rows = table_rows(lb, "md") + reference_rows(lb, "md")
+    parts += [tabulate(rows, headers=[md_escape(h) for h in headers(lb)], tablefmt="github", colalign=align,
+                       disable_numparse=True), ""]
     parts += [md_escape(" ".join(caption_sentences(lb, "md")[1:])), ""]
-    parts += [f"- {md_escape(n)}" for n in lb.notes]
+    parts += [f"- {md_escape(n)}" for n in published_lines(lb) + lb.notes]
     return "\n".join(parts) + "\n"
 
 
@@ -183,7 +236,8 @@ def to_latex(lb: Leaderboard) -> str:
     interval and why, approximations, subsets) follow the tabular in small type."""
     d = lb.definition
     cols = [latex_escape(h) for h in headers(lb)]
-    frame = pd.DataFrame(table_rows(lb, "latex"), columns=cols)
+    measured = table_rows(lb, "latex")
+    frame = pd.DataFrame(measured + reference_rows(lb, "latex"), columns=cols)
     n_cols = len(d.columns)
     caption = " ".join(latex_escape(x) for x in caption_sentences(lb, "latex"))
     caption += " " + " ".join(latex_escape(_sentence(n)) for n in lb.notes[:n_cols])
@@ -191,7 +245,11 @@ def to_latex(lb: Leaderboard) -> str:
     tex = styler.to_latex(column_format="l" + "r" * (len(cols) - 1), hrules=True, caption=caption,
                           label=f"tab:mmbench-{d.name}", position_float="centering", environment="table",
                           position="t")
-    remarks = lb.notes[n_cols:]
+    if d.references:  # a rule between the measured rows and the published ones
+        lines = tex.split("\n")
+        first = lines.index("\\midrule") + 1 + len(measured)
+        tex = "\n".join(lines[:first] + ["\\midrule"] + lines[first:])
+    remarks = published_lines(lb) + lb.notes[n_cols:]
     if remarks:
         block = "\\par\\smallskip{\\footnotesize " + " ".join(latex_escape(_sentence(n)) for n in remarks) + "}\n"
         tex = tex.replace("\\end{table}", block + "\\end{table}")
@@ -203,10 +261,38 @@ def _records(frame: pd.DataFrame) -> list[dict]:
             for r in frame.astype(object).to_dict(orient="records")]
 
 
+def _published_frame(lb: Leaderboard) -> pd.DataFrame:
+    """One tidy line per published value: ``value`` in the metric's units (published / scale), as the
+    measured lines, and ``published_value`` as the source prints it."""
+    d = lb.definition
+    rows = [{"row_kind": "published", "model": ref.model, "column": c.label, "task": c.task, "metric": c.metric,
+             "value": round(v / c.scale, 12), "scale": c.scale, "published_value": v, "reference": ref.model,
+             "source": ref.source, "split": ref.split(c.label)}
+            for ref in d.references for c in d.columns if (v := ref.value(c.label)) is not None]
+    return pd.DataFrame(rows)
+
+
+def _with_checks(cells: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
+    """Measured lines with their published check (reference, published value, inside/outside/...); a check
+    of a column the model has no cell in becomes a line of its own."""
+    if checks.empty:
+        return cells
+    extra = checks[["model", "column", "task", "metric", "reference", "published", "status", "split", "reason"]]
+    extra = extra.rename(columns={"published": "published_value", "status": "reproduces", "reason": "check_note"})
+    if cells.empty:
+        return extra
+    keys = ["model", "column", "task", "metric"]
+    merged = cells.merge(extra, on=keys, how="left")
+    alone = extra.merge(cells[keys], on=keys, how="left", indicator=True)
+    alone = alone[alone["_merge"] == "left_only"].drop(columns="_merge")
+    return pd.concat([merged, alone], ignore_index=True) if not alone.empty else merged
+
+
 def to_csv(lb: Leaderboard) -> str:
-    """Tidy: one line per (model, column) with the exact interval, plus one per model for the average."""
+    """Tidy: one line per (model, column) with the exact interval, one per model for the average, and one per
+    published value (``row_kind`` published: never ranked)."""
     s = lb.settings
-    cells = lb.cells.copy()
+    cells = _with_checks(lb.cells.copy(), lb.checks)
     if lb.definition.average_label and not lb.rows.empty:
         avg = lb.rows[lb.rows["average"].notna()].rename(columns={"average": "value", "average_low": "low",
                                                                   "average_high": "high"})
@@ -214,12 +300,20 @@ def to_csv(lb: Leaderboard) -> str:
                                                             scale=1.0)
         cells = pd.concat([cells, avg], ignore_index=True) if not cells.empty else avg
     order = {m: i for i, m in enumerate(lb.models)}
-    cells = cells.assign(rank=cells["model"].map(order), ci_method=s["method"], resamples=s["resamples"],
-                         seed=s["seed"], alpha=s["alpha"])
+    cells = cells.assign(rank=cells["model"].map(order).astype("Int64"), row_kind="measured")
+    published = _published_frame(lb)
+    if not published.empty:
+        cells = pd.concat([cells, published], ignore_index=True) if not cells.empty else published
+    cells = cells.assign(ci_method=s["method"], resamples=s["resamples"], seed=s["seed"], alpha=s["alpha"])
     keep = ["rank", "model", "column", "task", "metric", "value", "low", "high", "scale", "se", "se_analytic", "n",
             "higher_is_better", "best", "sig", "p_vs_baseline", "items_per_s", "peak_memory_bytes",
-            "peak_memory_kind", "variant", "note", "run_id", "result_id", "ci_method", "resamples", "seed", "alpha"]
+            "peak_memory_kind", "variant", "note", "run_id", "result_id", "ci_method", "resamples", "seed", "alpha",
+            "row_kind", "reference", "published_value", "reproduces", "check_note", "source", "split"]
     out = cells.reindex(columns=keep)
+    for col in ("n", "sig", "result_id", "peak_memory_bytes"):  # whole numbers stay whole beside empty cells
+        values = pd.to_numeric(out[col], errors="coerce")
+        if values.dropna().mod(1).eq(0).all():
+            out[col] = values.astype("Int64")
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
             out[col] = out[col].map(csv_safe)
@@ -234,7 +328,12 @@ def to_json(lb: Leaderboard) -> str:
         "columns": [{"label": c.label, "task": c.task, "metric": c.metric, "scale": c.scale} for c in d.columns],
         "average": {"label": d.average_label, "columns": list(d.average_columns)} if d.average_label else None,
         "cells": _records(lb.cells), "rows": _records(lb.rows), "curves": _records(lb.curves),
-        "notes": lb.notes,
+        # published rows: values as their sources print them (the displayed scale); never ranked
+        "references": [{"label": reference_label(i, r), "model": r.model, "source": r.source, "note": r.note,
+                        "values": dict(r.values), "splits": dict(r.splits)}
+                       for i, r in enumerate(d.references, 1)],
+        "reproduce": dict(zip(lb.checks["model"], lb.checks["reference"])), "checks": _records(lb.checks),
+        "reproduction": lb.reproduction, "notes": lb.notes,
     }
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
 
