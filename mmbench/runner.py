@@ -24,7 +24,7 @@ from mmbench.adapters import Adapter, capabilities_of, check_args, load_model
 from mmbench.batching import BatchSizer
 from mmbench.cache import Cache
 from mmbench.distributed import Dist
-from mmbench.errors import CapabilityError, MMBenchError
+from mmbench.errors import CapabilityError, MissingDataError, MMBenchError
 from mmbench.monitor import MemoryMonitor
 from mmbench.provenance import environment, git_revision, mmbench_version
 from mmbench.results import RunResult, TaskResult, Throughput
@@ -116,11 +116,22 @@ class Runner:
     # -- planning --------------------------------------------------------------------------------------
     def plan(self, spec: RunSpec, strict: bool = True) -> list[Pair]:
         """Build the tasks and load their item lists (so missing data fails before any model runs)."""
+        if not spec.models:
+            raise MMBenchError("no model to run: give --model NAME (the suite names no models)")
         capabilities = [capabilities_of(m) for m in spec.models]  # unknown model names fail first
         for m in spec.models:
             check_args(m)
         ctx = TaskContext(data_dir=self.options.data_dir, seed=self.options.seed, limit=self.options.limit)
         tasks = [build_task(t, ctx) for t in spec.tasks]
+        missing = []
+        for task in tasks:  # every task whose data is missing is named, not just the first
+            try:
+                task.items()
+            except MissingDataError as exc:
+                missing.append(str(exc))
+        if missing:
+            raise MissingDataError(missing[0] if len(missing) == 1 else
+                                   f"{len(missing)} tasks lack their data: " + " | ".join(missing))
         for task in tasks:
             task.check_items(task.items())  # e.g. a string where reference answers belong: now, not after the model
             ids = [it["id"] for it in task.items()]

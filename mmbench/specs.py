@@ -211,13 +211,16 @@ class RunSpec:
 @dataclass(frozen=True)
 class ModelNeed:
     """A model a task uses besides the one it evaluates, loaded by the runner (mmbench.adapters.extractors):
-    ``kind`` "image-features" (a FeatureExtractor for FID/KID) or "image-text-embedder" (an adapter for
-    CLIP-score), ``name`` as the task file gives it, ``batch_size`` for feature extraction."""
+    ``kind`` "image-features" (a FeatureExtractor for FID/KID), "image-text-embedder" (an adapter for
+    CLIP-score) or "text-generator" (an adapter that answers prompts, e.g. a multiple-choice judge), ``name``
+    as the task file gives it, ``args`` its model args, ``batch_size`` for feature extraction."""
 
     kind: str
     name: str
     batch_size: int = 32
+    args: tuple[tuple[str, str], ...] = ()
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.name}:{self.batch_size}"
+        args = ",".join(f"{k}={v}" for k, v in self.args)
+        return f"{self.kind}:{self.name}:{self.batch_size}" + (f":{args}" if args else "")
 

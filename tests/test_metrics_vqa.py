@@ -1,4 +1,4 @@
-"""VQA metrics: the official VQAv2 rules by hand, a second independent transcription, EM, ANLS, MC."""
+"""VQA metrics: the official VQAv2 rules by hand, a second independent transcription, EM, ANLS."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from mmbench.errors import MMBenchError
 from mmbench.metrics import vqa
 from mmbench.metrics.base import subset
-from mmbench.metrics.answer_metrics import ANLS, ExactMatch, MultipleChoiceAccuracy, VQAAccuracy
-from mmbench.metrics.vqa import (anls, exact_match, extract_choice, mc_accuracy, normalize_prediction,
+from mmbench.metrics.answer_metrics import ANLS, ExactMatch, VQAAccuracy
+from mmbench.metrics.vqa import (anls, exact_match, normalize_prediction,
                                  normalize_references, process_digit_article, process_punctuation, vqa_accuracy,
                                  vqa_item_accuracy)
 
@@ -260,35 +260,3 @@ def test_anls_matches_reference_on_random_strings() -> None:
     got = anls(preds, refs).stats["anls"].tolist()
     assert got == [_anls_reference(p, r) for p, r in zip(preds, refs)]
     assert 0 < sum(v > 0 for v in got) < 300
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Multiple choice
-# ------------------------------------------------------------------------------------------------------------
-
-OPTIONS = ["dog", "cat", "a bird", "fish"]
-
-
-@pytest.mark.parametrize("generation, expected", [
-    ("B", "B"), ("b.", "B"), ("(B)", "B"), ("B)", "B"), ("[B]", "B"), ("B:", "B"), ("**C**", "C"),
-    ("B. cat", "B"), ("(B) cat", "B"), ("C: a bird", "C"),
-    ("Answer: B", "B"), ("The answer is B", "B"), ("The answer is (D).", "D"), ("I think the answer is C.", "C"),
-    ("cat", "B"), ("Cat.", "B"), ("a bird", "C"),
-    ("A cat", None),              # a bare leading letter followed by a space is an article
-    ("b. cat", None),             # a leading lower-case letter counts only when it is the whole answer
-    ("A or B", None), ("A, B", None), ("(A) or (B)", None), ("The answer is B, not (A)", None),  # two options
-    ("E", None), ("The answer is E", None),  # no such option
-    ("I don't know", None), ("", None), ("The answer is a dog", None),
-])
-def test_extract_choice(generation: str, expected: str | None) -> None:
-    assert extract_choice(generation, OPTIONS) == expected
-
-
-def test_mc_accuracy_counts_unparseable_as_wrong() -> None:
-    result = mc_accuracy(["B", "A or B", "fish", "(C)"], [OPTIONS] * 4, ["B", "A", "D", "A"])
-    assert result.choices == ["B", None, "D", "C"]
-    assert result.accuracy.value == 0.5
-    assert result.unparseable_rate.value == 0.25 and result.unparseable_rate.higher_is_better is False
-    assert MultipleChoiceAccuracy.aggregate(result.stats) == {"mc_accuracy": 0.5, "mc_unparseable_rate": 0.25}
-    with pytest.raises(MMBenchError, match="not one of the letters"):
-        mc_accuracy(["B"], [OPTIONS], ["E"])

@@ -1,5 +1,6 @@
-"""Loading the models a task uses besides the one it evaluates: image feature extractors for FID/KID and
-image-text embedders for CLIP-score, by name, through the model registry.
+"""Loading the models a task uses besides the one it evaluates: image feature extractors for FID/KID,
+image-text embedders for CLIP-score and text generators (a multiple-choice judge), by name, through the
+model registry.
 
 This sits in the adapters layer (it loads adapters); mmbench/features.py below it only defines what a
 feature extractor is and computes with one. The runner calls these, on its device and rank, and closes
@@ -53,5 +54,25 @@ def load_need(need: Any, device: str | None = None) -> Any:
         return load_extractor(need.name, device=device, batch_size=need.batch_size)
     if need.kind == "image-text-embedder":
         return load_embedder(need.name, device=device)
-    raise MMBenchError(f"unknown kind of model need {need.kind!r}: image-features or image-text-embedder")
+    if need.kind == "text-generator":
+        return load_generator(need.name, dict(need.args), device=device)
+    raise MMBenchError(f"unknown kind of model need {need.kind!r}: image-features, image-text-embedder or "
+                       f"text-generator")
+
+
+def load_generator(name: str, args: dict, device: str | None = None) -> Any:
+    """The adapter of a model that answers prompts (a multiple-choice judge), or an MMBenchError."""
+    from mmbench.adapters import capabilities_of, check_args, load_model
+    from mmbench.capabilities import Capability
+    from mmbench.distributed import local_device
+    from mmbench.specs import ModelSpec
+
+    spec = ModelSpec(name, args)
+    if Capability.GENERATE_TEXT not in capabilities_of(spec):
+        raise MMBenchError(f"model {name!r} does not generate text (it offers "
+                           f"{', '.join(sorted(c.value for c in capabilities_of(spec)))}); a judge must be a text "
+                           f"generator such as openai-chat")
+    check_args(spec)
+    device = device or local_device()
+    return load_model(spec, {"device": device} if device else {})
 

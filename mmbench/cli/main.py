@@ -317,3 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         print("mmbench: interrupted; finished items are cached: run the same command again to resume",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`mmbench score ... | head`): stop quietly, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141

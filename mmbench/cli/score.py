@@ -24,6 +24,9 @@ SCORE_COMMANDS = [
     "mmbench.cli.score_text:add_captions",
     "mmbench.cli.score_wer:add_wer",
     "mmbench.cli.score_fid:add_fid",
+    "mmbench.cli.score_yesno:add_pope",
+    "mmbench.cli.score_yesno:add_mme",
+    "mmbench.cli.score_mc:add_mc",
 ]
 
 

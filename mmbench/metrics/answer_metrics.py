@@ -1,8 +1,8 @@
 """Named metrics over generated answers (``inputs: answers``): what a VQA-style task file lists.
 
 Each target is a mapping with the reference ``answers`` (strings) and whatever fields a breakdown or the
-metric reads (``answer_type``, ``question_type``, ``answerable``, ``split``, ``options``, ``answer``...). The
-rules themselves live in :mod:`mmbench.metrics.vqa` (VQAv2, exact match, ANLS, multiple choice) and
+metric reads (``answer_type``, ``question_type``, ``answerable``, ``split``...). The
+rules themselves live in :mod:`mmbench.metrics.vqa` (VQAv2, exact match, ANLS) and
 :mod:`mmbench.metrics.docqa` (ChartQA relaxed accuracy, GQA); this module adapts them to the interface.
 """
 
@@ -222,35 +222,6 @@ class GQAAccuracy(_MeanOfItems):
         report = super().score(predictions, targets)
         report.per_item["answer"] = [docqa.gqa_normalize(p) for p in predictions]
         return report
-
-
-class MultipleChoiceAccuracy(Metric):
-    """Accuracy of the option letter read from each generation (unparseable counted wrong) and the
-    unparseable share; targets carry ``options`` and ``answer`` (a letter or an option index)."""
-
-    name: ClassVar[str] = "mc_accuracy"
-    inputs: ClassVar[str] = ANSWERS
-    description: ClassVar[str] = "multiple-choice accuracy (letter read by extract_choice) + unparseable rate"
-
-    def score(self, predictions: list, targets: list) -> MetricReport:
-        options, gold = [], []
-        for i, t in enumerate(targets):
-            if not isinstance(t, Mapping) or "options" not in t or t.get("answer") is None:
-                raise MMBenchError(f"metric 'mc_accuracy': item {i} needs `options` and `answer` (a letter or "
-                                   f"an option index)")
-            options.append(list(t["options"]))
-            gold.append(vqa.LETTERS[t["answer"]] if isinstance(t["answer"], int) else str(t["answer"]))
-        res = vqa.mc_accuracy(predictions, options, gold)
-        return MetricReport([res.accuracy, res.unparseable_rate], dict(res.stats),
-                            {self.name: list(res.stats["mc_correct"]), "answer": res.choices})
-
-    @classmethod
-    def aggregate(cls, stats: ItemStats) -> dict[str, float]:
-        out = {}
-        for key, name in (("mc_correct", "mc_accuracy"), ("mc_unparseable", "mc_unparseable_rate")):
-            if key in stats:
-                out[name] = left_to_right_mean(stats[key])
-        return out
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:

@@ -24,12 +24,13 @@ from mmbench.typed import fill
 
 # What a metric scores; a task kind declares which of these it produces.
 ANSWERS = "answers"  # generated text vs reference answers (targets: {"answers": [...], fields...})
+CHOICES = "choices"  # a multiple-choice question's answered passes vs each pass's options and answer letter
 CAPTIONS = "captions"  # generated captions vs reference captions
 TRANSCRIPTS = "transcripts"  # ASR hypotheses vs reference transcripts
 CLASS_SCORES = "class-scores"  # per-item class scores vs labels
 EMBEDDINGS = "image-text-embeddings"  # image and caption embeddings of a retrieval gallery
 GENERATED_IMAGES = "generated-images"  # features of generated images vs a reference set
-INPUTS = (ANSWERS, CAPTIONS, TRANSCRIPTS, CLASS_SCORES, EMBEDDINGS, GENERATED_IMAGES)
+INPUTS = (ANSWERS, CHOICES, CAPTIONS, TRANSCRIPTS, CLASS_SCORES, EMBEDDINGS, GENERATED_IMAGES)
 
 BY_PREFIX = "/by:"
 KIND_PREFIX = "kind:"  # an aggregator name "kind:<task kind>": a wrapping kind (a probe) aggregates itself  # stats key "<metric>/by:<field>" holds each item's group label for a breakdown

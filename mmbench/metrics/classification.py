@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from mmbench.errors import MMBenchError

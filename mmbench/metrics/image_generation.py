@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 
 from mmbench.errors import DataError, MMBenchError
-from mmbench.metrics.base import Aggregator, ItemStats, MetricValue
+from mmbench.metrics.base import ItemStats, MetricValue
 
 FidMethod = Literal["eigh", "sqrtm"]
 ClipConvention = Literal["torchmetrics", "clipscore-paper"]

@@ -1,4 +1,4 @@
-"""VQA metrics: VQAv2 accuracy exactly as the official script, exact match, ANLS and multiple choice.
+"""VQA metrics: VQAv2 accuracy exactly as the official script, exact match and ANLS.
 
 VQAv2 accuracy follows GT-Vision-Lab/VQA ``PythonEvaluationTools/vqaEvaluation/vqaEval.py`` (its Python 3
 revision) rule for rule, quirks included:
@@ -17,24 +17,7 @@ revision) rule for rule, quirks included:
   means over questions. The script reports ``round(100 * mean, 2)``; we keep the full-precision fraction in
   [0, 1] and give the rounded percentage beside it as ``official_percent``.
 
-Multiple choice: :func:`extract_choice` reads the chosen letter (options are lettered A, B, C, ... in order)
-from a generation, after removing ``*`` (markdown bold) and surrounding whitespace. Each of these rules
-that matches contributes a candidate letter (only letters of existing options count):
-
-1. the whole generation is one letter, optionally in () or [] and/or followed by ``.``, ``)`` or ``:``
-   ("B", "b.", "(B)", "B)", "[B]"); lower case accepted;
-2. the generation starts with an upper-case letter, optionally after ( or [, followed by ``.``, ``)``,
-   ``]`` or ``:`` and more text ("B. a cat", "(B) a cat", "B: a cat");
-3. an answer phrase anywhere: "answer is X", "answer: X", "answer would be X", "option X", "choice X"
-   (phrase in any case, X an upper-case letter, optionally in () or [], not followed by a letter);
-4. every upper-case letter in parentheses or brackets anywhere ("(C)", "[C]");
-5. two upper-case letters joined by "or", "and", ",", "/" or "&" ("A or B": both count);
-6. the generation, lowercased, whitespace-collapsed and without a final period, equals the text of
-   exactly one option normalised the same way.
-
-Exactly one distinct candidate letter: that is the choice. None, or two different letters (the generation
-names two options): unparseable, returned as None and counted as wrong. A bare leading letter followed by
-a space ("A cat") is not read as a choice, since it is usually an article or a pronoun.
+Multiple choice lives in :mod:`mmbench.metrics.choice`.
 """
 
 from __future__ import annotations
@@ -379,87 +362,3 @@ def anls(predictions: Sequence[str], references: Sequence[Sequence[str]], thresh
 def anls_variant(threshold: float) -> str:
     return (f"ANLS (ST-VQA/DocVQA script): threshold={threshold} (similarity below it -> 0), lowercase+strip+"
             "whitespace collapsed, distance / max raw length, max over references")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Multiple choice
-# ---------------------------------------------------------------------------------------------------------
-
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_WHOLE_LETTER = re.compile(r"^[(\[]?([A-Za-z])[)\]]?[.):]?$")
-_LEADING_LETTER = re.compile(r"^[(\[]?([A-Z])[.)\]:]\s*\S")
-_ANSWER_PHRASE = re.compile(
-    r"(?i:answer\s*(?:is|would\s+be|should\s+be|:|-)|option|choice)\s*:?\s*[(\[]?([A-Z])(?![A-Za-z])")
-_BRACKETED = re.compile(r"[(\[]([A-Z])[)\]]")
-_LETTER_PAIR = re.compile(r"(?<![A-Za-z])([A-Z])[)\].]?\s*(?:,|/|&|\bor\b|\band\b)\s*[(\[]?([A-Z])(?![A-Za-z])")
-
-
-def _option_text(text: str) -> str:
-    text = " ".join(text.lower().split())
-    return text[:-1].rstrip() if text.endswith(".") else text
-
-
-def extract_choice(generation: str, options: Sequence[str]) -> str | None:
-    """The option letter a generation chooses, or None when it names none or two (rule in module doc)."""
-    if not options:
-        raise MMBenchError("a multiple-choice item needs at least one option")
-    if len(options) > len(LETTERS):
-        raise MMBenchError(f"{len(options)} options: at most {len(LETTERS)} can be lettered A-Z")
-    valid = LETTERS[:len(options)]
-    text = generation.replace("*", "").strip()
-    found: set[str] = set()
-    for pattern in (_WHOLE_LETTER, _LEADING_LETTER):
-        m = pattern.match(text)
-        if m:
-            found.add(m.group(1).upper())
-    for m in _ANSWER_PHRASE.finditer(text):
-        found.add(m.group(1))
-    for m in _BRACKETED.finditer(text):
-        found.add(m.group(1))
-    for m in _LETTER_PAIR.finditer(text):
-        found.update(m.groups())
-    normalized = _option_text(text)
-    matching = [LETTERS[i] for i, opt in enumerate(options) if _option_text(opt) == normalized]
-    if len(matching) == 1 and normalized:
-        found.add(matching[0])
-    found &= set(valid)
-    return found.pop() if len(found) == 1 else None
-
-
-@dataclass(frozen=True)
-class MCResult:
-    """Multiple-choice accuracy (unparseable counted wrong), the unparseable share, and the letters read."""
-
-    accuracy: MetricValue
-    unparseable_rate: MetricValue
-    choices: list[str | None]
-    stats: ItemStats
-
-
-MC_VARIANT = ("multiple choice: letter read by mmbench.metrics.vqa.extract_choice (one letter named, else "
-              "unparseable); unparseable answers count as wrong")
-
-
-def mc_accuracy(generations: Sequence[str], options: Sequence[Sequence[str]],
-                answers: Sequence[str]) -> MCResult:
-    """Accuracy of the letters read from generations against the answer letters."""
-    _check_lengths(len(generations), len(options), "option lists")
-    _check_lengths(len(generations), len(answers), "answers")
-    choices, correct, unparseable = [], [], []
-    for i, (gen, opts, answer) in enumerate(zip(generations, options, answers)):
-        answer = _check_text(answer, f"answer of item {i}").strip().upper()
-        if answer not in LETTERS[:len(opts)]:
-            raise MMBenchError(f"answer {answer!r} of item {i} is not one of the letters "
-                               f"A-{LETTERS[len(opts) - 1]} of its {len(opts)} options")
-        choice = extract_choice(_check_text(gen, f"generation {i}"), opts)
-        choices.append(choice)
-        correct.append(float(choice == answer))
-        unparseable.append(float(choice is None))
-    n = len(choices)
-    return MCResult(
-        accuracy=MetricValue("mc_accuracy", float(sum(correct)) / n, MC_VARIANT, extra={"n": n}),
-        unparseable_rate=MetricValue("mc_unparseable_rate", float(sum(unparseable)) / n, MC_VARIANT,
-                                     higher_is_better=False, extra={"n": n}),
-        choices=choices,
-        stats={"mc_correct": np.asarray(correct, dtype=np.float64),
-               "mc_unparseable": np.asarray(unparseable, dtype=np.float64)})

@@ -237,7 +237,9 @@ def load_first_source(task: str, data_cfg: Mapping, data_dir: Path | None) -> Da
         try:
             return load_source(task, source, data_dir, help_text="")
         except MissingDataError as exc:
-            missing.append(str(exc).removeprefix(f"task {task!r}: ").split(". Pass --data-dir")[0].rstrip("."))
+            place = str(exc).removeprefix(f"task {task!r}: ").split(". Pass --data-dir")[0].rstrip(".")
+            if place not in missing:  # two configs of one hub copy are one place to the user
+                missing.append(place)
     hint = str(data_cfg.get("help", "")).strip()
     raise MissingDataError(f"task {task!r}: no copy of its data found ({'; '.join(missing)}). {hint}".rstrip())
 

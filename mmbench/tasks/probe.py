@@ -39,7 +39,8 @@ from mmbench.tasks.wrapping import TEXT_CONDITIONS, WrappingTask, condition_stat
 IMAGE_CONDITIONS = ("real", "blank", "noise", "shuffled", "none", "text-shuffled")
 AUDIO_CONDITIONS = ("real", "silence", "noise")
 # The metric a probe judges by, per wrapped kind, and the metric's worst value (for relative reliance).
-MAIN_METRIC = {"vqa": ("vqa_accuracy", 0.0), "captioning": ("CIDEr-D", 0.0), "asr": ("wer", 1.0)}
+MAIN_METRIC = {"vqa": ("vqa_accuracy", 0.0), "captioning": ("CIDEr-D", 0.0), "asr": ("wer", 1.0),
+               "multiple-choice": ("mc_accuracy", 0.0)}
 SEP = "|"
 CONDITION_TEXT = {
     "real": "the real inputs", "blank": "a flat mid-grey image", "noise": "a noise input (seeded per item)",
@@ -255,6 +256,10 @@ class ModalityProbe(WrappingTask):
                                        f"{self.worst}; {rel.VERDICT_RULE.replace('image', label)}", extra=extra))
             notes.append(f"{label} verdict: {word} (relative {label} reliance {relative:.3f}, 95% CI "
                          f"[{lo:.3f}, {hi:.3f}], {self.config.resamples} paired resamples)")
+        if "none" in value:
+            metrics.append(MetricValue("multimodal_gain", value["real"] - value["none"],
+                                       f"multi-modal gain as MMStar defines it (MG = S_v - S_wv): {self.metric} with "
+                                       f"the image minus without it, the same model", higher))
         attention = [o["image_attention"] for it in inner_items
                      if (o := by_id.get(f"real{SEP}{it['id']}")) is not None and "image_attention" in o]
         if attention:

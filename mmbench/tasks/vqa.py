@@ -2,7 +2,8 @@
 
 The kind prepares prompts (the question, optional OCR tokens or lettered options) and reads answers; which
 numbers come out is the task file's ``metrics:`` list (``vqa_accuracy``, ``exact_match``, ``anls``,
-``relaxed_accuracy``, ``gqa_accuracy``, ``mc_accuracy``; see mmbench.metrics.answer_metrics). A test split
+``relaxed_accuracy``, ``gqa_accuracy``, ``pope``, ``mme``; see mmbench.metrics.answer_metrics and
+choice_metrics; multiple-choice benchmarks have their own kind, mmbench.tasks.multiple_choice). A test split
 without reference answers lists ``metrics: []`` and names a ``submission:`` format: the run then writes the
 file the benchmark's evaluation server takes and reports no score.
 """
@@ -15,7 +16,6 @@ from typing import ClassVar
 import numpy as np
 
 from mmbench.errors import MMBenchError
-from mmbench.metrics import vqa as vqa_rules
 from mmbench.metrics.api import ANSWERS
 from mmbench.tasks.base import ScoreReport, template_fields
 from mmbench.tasks.generative import GenerativeConfig, GenerativeTask
@@ -33,8 +33,6 @@ SUBMISSIONS = {
 class VQAConfig(GenerativeConfig):
     prompt: str = "{question}\nAnswer the question using a single word or phrase."
     max_new_tokens: int = 16
-    # multiple choice: how options appear in the prompt ({options} in the template)
-    option_format: str = "{letter}. {option}"
     # {ocr} in the template: the item's OCR tokens joined by ", " (TextVQA's LLaVA-1.5 protocol)
     ocr_format: str = "Reference OCR token: {tokens}"
 
@@ -48,24 +46,19 @@ class VisualQuestionAnswering(GenerativeTask):
 
     def __init__(self, spec, ctx) -> None:
         super().__init__(spec, ctx)
-        for what, template, allowed in (("option_format", self.config.option_format, {"letter", "option"}),
-                                        ("ocr_format", self.config.ocr_format, {"tokens"})):
-            unknown = set(template_fields(self.name, template, what)) - allowed
-            if unknown:
-                raise MMBenchError(f"task {self.name!r}: {what} {template!r} uses {{{sorted(unknown)[0]}}}; it can use "
-                                   f"{', '.join('{' + a + '}' for a in sorted(allowed))}")
+        unknown = set(template_fields(self.name, self.config.ocr_format, "ocr_format")) - {"tokens"}
+        if unknown:
+            raise MMBenchError(f"task {self.name!r}: ocr_format {self.config.ocr_format!r} uses "
+                               f"{{{sorted(unknown)[0]}}}; it can use {{tokens}}")
 
     def prompt_fields(self, item: dict) -> dict:
         fields = super().prompt_fields(item)
-        if "options" in item:
-            fields["options"] = "\n".join(self.config.option_format.format(letter=vqa_rules.LETTERS[i], option=o)
-                                          for i, o in enumerate(item["options"]))
         if isinstance(item.get("ocr_tokens"), (list, tuple)):
             fields["ocr"] = self.config.ocr_format.format(tokens=", ".join(str(t) for t in item["ocr_tokens"]))
         return fields
 
     def check_items(self, items: list[dict]) -> None:
-        if not self.metrics or any(m.name == "mc_accuracy" for m in self.metrics):
+        if not self.metrics:
             return
         for it in items:
             answers = it.get("answers")
@@ -92,7 +85,7 @@ class VisualQuestionAnswering(GenerativeTask):
         for i, (it, out) in enumerate(zip(items, outputs)):
             sample = {"question": it.get("question"), "prompt_sent": None if out is None else out["prompt_sent"],
                       "generation": None if out is None else out["generation"], "answer": answers[i],
-                      "references": it.get("answers") if "options" not in it else it.get("answer")}
+                      "references": it.get("answers")}
             for r in reports:
                 sample.update({k: v[i] for k, v in r.per_item.items()})
             if reports:
@@ -119,10 +112,11 @@ class VisualQuestionAnswering(GenerativeTask):
             done = {r[id_key] for r in rows}
             rows += [{id_key: q, answer_key: ""} for q in self.data.meta.get("submission_ids", ()) if q not in done]
             out["submission.json"] = rows
-        if not self.metrics or any("options" in it for it in items):
+        if not self.metrics:
             return out
         out["predictions.json"] = [{"question_id": it["id"], "answer": a} for it, a in zip(items, answers)]
-        fields = ("answer_type", "question_type", "answerable", "split", "domain", "answer_kind")
+        fields = ("answer_type", "question_type", "answerable", "split", "domain", "answer_kind", "category",
+                  "image_id")
         out["annotations.json"] = {"annotations": [
             {"question_id": it["id"], "answers": [{"answer": r} for r in self.target(it)["answers"]],
              **{k: it[k] for k in fields if it.get(k) is not None}} for it in items],

@@ -107,4 +107,6 @@ def aggregate(stats: Mapping[str, np.ndarray]) -> dict[str, float]:
                                              bool(const["higher_is_better"]), float(const["worst"]))
         modality = "audio" if "silence" in conditions else "image"
         out[f"{modality}_reliance"], out[f"relative_{modality}_reliance"] = absolute, relative
+    if "none" in values and "real" in values:  # MMStar's multi-modal gain: S_v - S_wv, the same model
+        out["multimodal_gain"] = values["real"] - values["none"]
     return out
