@@ -180,3 +180,34 @@ def test_probe_of_a_multiple_choice_task_reports_the_multimodal_gain(cli, mc_tas
     # without an image the picker answers A: right only where every pass's answer is A (never, circularly)
     assert v["mc_accuracy[real]"] == 1.0 and v["mc_accuracy[none]"] == 0.0
     assert v["multimodal_gain"] == 1.0 and v["image_reliance"] >= 0.75
+
+
+class AlwaysB(ColourPicker):
+    """A text-only 'base LLM': answers B whatever it is asked."""
+
+    def generate(self, prepared, config):
+        return [Generation("B", prompt_sent=r.prompt) for r in prepared]
+
+
+def test_a_probe_file_with_a_base_llm_reports_mmstar_gain_and_leakage(cli, mc_task, tmp_path):
+    MODELS.register("always-b", AlwaysB)
+    task = mc_task(task="tiny-mc", circular=False)
+    probe = tmp_path / "tiny-mc-mmstar.yaml"
+    probe.write_text(json.dumps({"task": "tiny-mc-mmstar", "kind": "probe", "wraps": "tiny-mc",
+                                 "conditions": ["real", "none"], "llm_base": {"model": "always-b"}}))
+    code, _, err = cli("run", "--model", "colour-picker", "--tasks", str(probe), "--include-path", str(task.parent),
+                       "--output-dir", str(tmp_path / "out"), "--no-progress", "--no-cache")
+    assert code == 0, err
+    result = RunResult.read(sorted(p for p in (tmp_path / "out").iterdir() if p.is_dir())[-1]).results[0]
+    v = {m["name"]: m["value"] for m in result.metrics}
+    # S_v = 1 (the image), S_wv = 0.5 (no image: always A; q0 and q3 are A), S_t = 0.25 (the base LLM: B, q1)
+    assert (v["mc_accuracy[real]"], v["mc_accuracy[none]"], v["mc_accuracy[llm-base]"]) == (1.0, 0.5, 0.25)
+    assert v["multimodal_gain"] == 0.5 and v["multimodal_leakage"] == 0.25
+    assert "image_reliance" in v and v["image_reliance"] == 0.5  # the base LLM is not an ablation of the model
+    from mmbench.store import unpack_stats
+    from mmbench.tasks.wrapping import aggregate  # the values come back from the statistics (bootstrap)
+
+    run_dir = sorted(p for p in (tmp_path / "out").iterdir() if p.is_dir())[-1]
+    _, stats = unpack_stats((run_dir / result.files["item_stats"]).read_bytes())
+    again = aggregate(stats)
+    assert again["multimodal_gain"] == 0.5 and again["multimodal_leakage"] == 0.25

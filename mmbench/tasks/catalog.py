@@ -133,6 +133,10 @@ class TaskCatalog:
             raise MMBenchError(f"task file {path}: needs `task:` (its name) and `kind:` "
                                f"(one of: {', '.join(TASK_KINDS.names())})")
         TASK_KINDS.get(str(data["kind"]))  # unknown kind -> did you mean
+        if isinstance(data.get("wraps"), str):  # a probe file naming the task it wraps (`wraps: mmstar`)
+            if data["wraps"].startswith("probe:"):
+                raise MMBenchError(f"task file {path}: wraps {data['wraps']!r}; a probe wraps a task, not a probe")
+            data = {**data, "wraps": self.task_spec(data["wraps"]).to_dict()}
         return TaskSpec(name=str(data["task"]), kind=str(data["kind"]), config=data, source=str(path))
 
     def suite(self, name: str) -> SuiteSpec:

@@ -9,7 +9,11 @@ per-condition scores, the reliance on the input with a paired-bootstrap CI, and 
 - image tasks: ``real``; ``blank`` (a flat mid-grey image of the same size); ``noise`` (Gaussian noise,
   mean 128, std ``noise_std``, seeded per item); ``shuffled`` (another scene's image: a seeded derangement
   over distinct images, so no item keeps its own); ``none`` (no image at all, when the model accepts that:
-  tested in setup); ``text-shuffled`` (another item's question with the real image: reliance on the text).
+  tested in setup); ``text-shuffled`` (another item's question with the real image: reliance on the text);
+  ``llm-base`` (with ``llm_base: {model: NAME, args: {...}}``: the questions without images answered by the
+  evaluated model's base LLM, e.g. an openai-chat endpoint serving it). With ``none`` the probe reports
+  MMStar's multi-modal gain (score with the image minus without it) and, with ``llm-base``, its multi-modal
+  leakage (max(0, score without the image - the base LLM's score)).
 - speech tasks: ``real``; ``silence`` (zeros of the same length); ``noise`` (white noise at the utterance's
   RMS). Also the hallucination rate: the share of ablated inputs for which the model produced any word.
 
@@ -34,7 +38,8 @@ from mmbench.metrics import reliance as rel
 from mmbench.metrics.base import MetricValue
 from mmbench.metrics.api import aggregator_for
 from mmbench.tasks.base import Batch, RunContext, ScoreReport
-from mmbench.tasks.wrapping import TEXT_CONDITIONS, WrappingTask, condition_stats, modality_ablations
+from mmbench.specs import ModelNeed
+from mmbench.tasks.wrapping import LLM_BASE, TEXT_CONDITIONS, WrappingTask, condition_stats, modality_ablations
 
 IMAGE_CONDITIONS = ("real", "blank", "noise", "shuffled", "none", "text-shuffled")
 AUDIO_CONDITIONS = ("real", "silence", "noise")
@@ -46,6 +51,7 @@ CONDITION_TEXT = {
     "real": "the real inputs", "blank": "a flat mid-grey image", "noise": "a noise input (seeded per item)",
     "shuffled": "another scene's image (seeded derangement)", "none": "no image", "silence": "silence of the same "
     "length", "text-shuffled": "the real image and another item's question",
+    LLM_BASE: "no image, answered by the base LLM (text only)",
 }
 ATTENTION_VARIANTS = {
     "image_attention_share": "share of attention mass that the positions producing generated tokens put on image "
@@ -63,6 +69,7 @@ class ProbeConfig:
     resamples: int = 1000
     noise_std: float = 64.0
     attention: bool = True  # also measure attention to the image on the real items, where the adapter can
+    llm_base: Mapping[str, Any] | None = None  # {model: NAME, args: {...}}: adds the llm-base condition
 
 
 def derangement(n: int, seed: int) -> np.ndarray:
@@ -95,6 +102,13 @@ class ModalityProbe(WrappingTask):
                                f"{', '.join(a for a in allowed if a != 'real')}; got {list(conditions)}")
         if "text-shuffled" in conditions and "{question}" not in getattr(self.inner.config, "prompt", ""):
             conditions = tuple(c for c in conditions if c != "text-shuffled")  # no text to shuffle (captioning)
+        base = self.config.llm_base
+        if base is not None:
+            if self.audio or not isinstance(base, Mapping) or not isinstance(base.get("model"), str) \
+                    or set(base) - {"model", "args"}:
+                raise MMBenchError(f"task {self.name!r}: llm_base must be {{model: NAME, args: {{...}}}} (a text "
+                                   f"generator answering the image task's questions without images), got {base!r}")
+            conditions = (*conditions, LLM_BASE)
         self.conditions = conditions
         if self.inner.kind not in MAIN_METRIC and not self.config.metric:
             raise MMBenchError(f"task {self.name!r}: name the wrapped task's metric to judge by (`metric:`)")
@@ -109,7 +123,16 @@ class ModalityProbe(WrappingTask):
                 for c in self.conditions if c not in self.unavailable for it in inner]
 
     def output_config(self) -> dict:
-        return {"wraps": self.inner.fingerprint(), "conditions": list(self.conditions), "noise_std": self.config.noise_std}
+        base = self.config.llm_base
+        return {"wraps": self.inner.fingerprint(), "conditions": list(self.conditions), "noise_std": self.config.noise_std,
+                **({"llm_base": {"model": base["model"], "args": dict(base.get("args") or {})}} if base else {})}
+
+    def needs(self) -> dict:
+        needs = dict(self.inner.needs())
+        if self.config.llm_base is not None:
+            args = tuple(sorted((str(k), str(v)) for k, v in dict(self.config.llm_base.get("args") or {}).items()))
+            needs["llm_base"] = ModelNeed("text-generator", self.config.llm_base["model"], args=args)
+        return needs
 
     def describe(self) -> dict:
         d = super().describe()
@@ -169,8 +192,9 @@ class ModalityProbe(WrappingTask):
                 out["image"] = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
         elif cond == "shuffled":
             out["image"] = self.donors()[item["_inner"]]["image"]
-        elif cond == "none":
+        elif cond in ("none", LLM_BASE):
             out["image"] = None
+            out.pop("images", None)
         elif cond == "text-shuffled":
             out["question"] = self.donors()[item["_inner"]]["question"]
         return out
@@ -185,7 +209,7 @@ class ModalityProbe(WrappingTask):
                     ablated.append(self.ablate(it))
                 except ItemError as exc:
                     failed[it["id"]] = str(exc)
-            part = self.inner.prepare(model, ablated)
+            part = self.inner.prepare(self.model_for(cond, model), ablated)
             failed.update(part.failed)
             if part.items:
                 parts.append((cond, part))
@@ -194,7 +218,7 @@ class ModalityProbe(WrappingTask):
     def predict(self, model: Any, batch: Batch) -> list[dict]:
         outputs = []
         for cond, part in batch.payload:
-            outs = self.inner.predict(model, part)
+            outs = self.inner.predict(self.model_for(cond, model), part)
             if cond == "real" and self.config.attention and "attention" not in self.unavailable \
                     and hasattr(model, "image_attention"):
                 try:
@@ -207,6 +231,10 @@ class ModalityProbe(WrappingTask):
                     self.unavailable["attention"] = str(exc)
             outputs += outs
         return outputs
+
+    def model_for(self, condition: str, model: Any) -> Any:
+        """The evaluated model, or for ``llm-base`` the base LLM the runner loaded (``needs()``)."""
+        return self.run.models["llm_base"] if condition == LLM_BASE else model
 
     def batch_order(self, items: list[dict]) -> list[dict]:
         """The wrapped task's order within each condition, conditions one after another: a batch then holds
@@ -260,6 +288,11 @@ class ModalityProbe(WrappingTask):
             metrics.append(MetricValue("multimodal_gain", value["real"] - value["none"],
                                        f"multi-modal gain as MMStar defines it (MG = S_v - S_wv): {self.metric} with "
                                        f"the image minus without it, the same model", higher))
+        if "none" in value and LLM_BASE in value:
+            metrics.append(MetricValue("multimodal_leakage", max(0.0, value["none"] - value[LLM_BASE]),
+                                       f"multi-modal leakage as MMStar defines it (ML = max(0, S_wv - S_t)): {self.metric} "
+                                       f"without the image minus the base LLM's ({self.config.llm_base['model']})",
+                                       not higher))
         attention = [o["image_attention"] for it in inner_items
                      if (o := by_id.get(f"real{SEP}{it['id']}")) is not None and "image_attention" in o]
         if attention:

@@ -28,6 +28,8 @@ from mmbench.tasks.catalog import build_task
 
 # Conditions that ablate something other than the modality input (reliance on the text, reported apart).
 TEXT_CONDITIONS = ("text-shuffled",)
+# The wrapped task answered by another model: the evaluated model's base LLM, text only (MMStar's S_t).
+LLM_BASE = "llm-base"
 
 
 def wrapped_task(wraps: Mapping[str, Any], ctx: TaskContext) -> Task:
@@ -90,7 +92,7 @@ def condition_stats(per_condition: Mapping[str, Mapping[str, Any]], *, aggregato
 
 def modality_ablations(conditions: list[str]) -> list[str]:
     """The conditions that ablate the modality input (every one but ``real`` and the text ablations)."""
-    return [c for c in conditions if c != "real" and c not in TEXT_CONDITIONS]
+    return [c for c in conditions if c != "real" and c not in TEXT_CONDITIONS and c != LLM_BASE]
 
 
 def aggregate(stats: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -109,4 +111,6 @@ def aggregate(stats: Mapping[str, np.ndarray]) -> dict[str, float]:
         out[f"{modality}_reliance"], out[f"relative_{modality}_reliance"] = absolute, relative
     if "none" in values and "real" in values:  # MMStar's multi-modal gain: S_v - S_wv, the same model
         out["multimodal_gain"] = values["real"] - values["none"]
+    if "none" in values and LLM_BASE in values:  # MMStar's multi-modal leakage: max(0, S_wv - S_t)
+        out["multimodal_leakage"] = max(0.0, values["none"] - values[LLM_BASE])
     return out
