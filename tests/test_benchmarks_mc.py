@@ -243,6 +243,15 @@ def test_the_llava_suite_runs_from_official_layouts_and_names_missing_data(capsy
     assert set(res) == {"vqav2-testdev", "gqa-testdev-balanced", "vizwiz-test", "scienceqa-img", "textvqa-val",
                         "pope", "mme", "mmbench-dev-en", "mmbench-dev-cn", "seedbench-img"}
     check_subset(values(res["mme"]), mcf.MME_EXPECTED)
+    # the paper's table from the store: the paper's column order, the run's row, the published rows
+    code = main(["leaderboard", "llava-1.5", "--store", str(tmp_path / "out" / "results.sqlite"), "--format", "md",
+                 "--resamples", "50"])
+    table = capsys.readouterr().out
+    assert code == 0
+    header = next(line for line in table.splitlines() if line.startswith("|") and "GQA" in line)
+    labels = ["VQAv2", "GQA", "VizWiz", "SciQA-IMG", "TextVQA", "POPE", "MME", "MMB", "MMB-CN", "SEED-IMG"]
+    assert [header.index(f" {label} ") for label in labels] == sorted(header.index(f" {label} ") for label in labels)
+    assert "LLaVA-1.5-7B (published" in table and "scripted-mc" in table
     shutil.rmtree(data / "mme")
     shutil.rmtree(data / "seed_bench")
     code = main(["run", "--model", "scripted-mc", "--suite", "llava-1.5", "--data-dir", str(data),

@@ -170,7 +170,8 @@ def test_mini_check_reproduces_the_cards_and_catches_a_changed_score(tmp_path, c
     from mmbench.results import RunResult, TaskResult
 
     expected = card_expectations("mini-llava")
-    assert ("mini-vqa", "vqa_accuracy", "0.6212") in expected and ("mini-captions", "CIDEr-D", "1.9822") in expected
+    assert ("mini-vqa", "vqa_accuracy", "0.6064") in expected and ("mini-captions", "CIDEr-D", "2.1435") in expected
+    assert ("mini-mc", "mc_accuracy", "0.5411") in expected and ("mini-pope", "pope_f1[mean over category]", "0.6637") in expected
     gen = card_expectations("mini-diffusion")
     assert ("mini-generation", "fid", "35.081") in gen and len(gen) == 9
 
@@ -184,19 +185,22 @@ def test_mini_check_reproduces_the_cards_and_catches_a_changed_score(tmp_path, c
                           data_fingerprint="d", aggregator="vqa_accuracy")
 
     run = RunResult(run_id="r", created_at="t", mmbench_version="x", git_revision=None, command=[], seed=0,
-                    options={}, environment={}, results=[result("mini-vqa", {"vqa_accuracy": 0.62119}),
-                                                         result("mini-captions", {"CIDEr-D": 1.98224})])
+                    options={}, environment={}, results=[result("mini-vqa", {"vqa_accuracy": 0.60639}),
+                                                         result("mini-captions", {"CIDEr-D": 2.14349})])
     assert check_run(run) == ([], 2)
     bad = copy.deepcopy(run)
-    bad.results[0].metrics[0]["value"] = 0.6201
+    bad.results[0].metrics[0]["value"] = 0.6054
     problems, compared = check_run(bad)
-    assert compared == 2 and problems == ["mini-llava mini-vqa vqa_accuracy: card 0.6212, run 0.6201"]
+    assert compared == 2 and problems == ["mini-llava mini-vqa vqa_accuracy: card 0.6064, run 0.6054"]
     # the quality bars are checked on what the run computed (CI: the default run), not on the cards' text
     from mmbench.mini.check import check_bars
 
     assert check_bars({("mini-llava", "mini-vqa", "vqa_accuracy"): 0.61,
                        ("mini-llava-blind", "mini-vqa", "vqa_accuracy"): 0.45}) == [
-        "mini-llava-blind VQA 0.45 is not 0.2 below mini-llava's 0.61"]
+        "mini-llava-blind mini-vqa vqa_accuracy 0.45 is not 0.2 below mini-llava's 0.61"]
+    assert check_bars({("mini-flamingo", "mini-mc", "mc_accuracy"): 0.5,
+                       ("mini-llava-blind", "mini-mc", "mc_accuracy"): 0.4}) == [
+        "mini-llava-blind mini-mc mc_accuracy 0.4 is not 0.15 below mini-flamingo's 0.5"]
     assert check_bars({("mini-clip", "mini-zeroshot", "top1"): 0.5}) == [
         "mini-clip mini-zeroshot top1: 0.5 is below the bar 0.85"]
     run_dir = tmp_path / "run"

@@ -311,12 +311,11 @@ def test_definition_errors_name_the_key():
 
 
 def test_shipped_mini_definition_parses():
+    from mmbench.tasks.catalog import TaskCatalog
+
     d = load_definition("mini")
-    assert [(c.task, c.metric) for c in d.columns] == [
-        ("mini-zeroshot", "top1"), ("mini-retrieval", "t2i_R@5"), ("mini-retrieval", "i2t_R@5"),
-        ("mini-vqa", "vqa_accuracy"), ("mini-captions", "CIDEr-D"), ("probe:mini-vqa", "image_reliance"),
-        ("mini-speech-wer", "wer"),
-        ("mini-speech-wer-snr20", "wer"), ("mini-generation", "fid"), ("mini-generation", "clip_score")]
+    suite = TaskCatalog().suite("mini")  # every column is filled by the default run (`mmbench run`)
+    assert {c.task for c in d.columns} <= set(suite.tasks) and d.baseline in suite.models
     assert {c.name for c in d.curves} == {"WER vs SNR", "guidance sweep"}
     assert d.baseline == "mini-llava-blind" and d.resamples == 1000
 

@@ -20,16 +20,18 @@ from mmbench.results import RunResult
 CARD_METRICS = {
     "mini-clip": {"zeroshot_top1": ("mini-zeroshot", "top1"),
                   **{f"{d}_recall@{k}": ("mini-retrieval", f"{d}_R@{k}") for d in ("t2i", "i2t") for k in (1, 5, 10)}},
-    "mini-llava": {"vqa_accuracy": ("mini-vqa", "vqa_accuracy"), "cider": ("mini-captions", "CIDEr-D")},
-    "mini-flamingo": {"vqa_accuracy": ("mini-vqa", "vqa_accuracy"), "cider": ("mini-captions", "CIDEr-D")},
-    "mini-llava-blind": {"vqa_accuracy": ("mini-vqa", "vqa_accuracy"), "cider": ("mini-captions", "CIDEr-D")},
+    **{m: {"vqa_accuracy": ("mini-vqa", "vqa_accuracy"), "cider": ("mini-captions", "CIDEr-D"),
+           "pope_f1": ("mini-pope", "pope_f1[mean over category]"), "mc_accuracy": ("mini-mc", "mc_accuracy")}
+       for m in ("mini-llava", "mini-flamingo", "mini-llava-blind")},
 }
 GENERATION_METRICS = ("fid", "kid", "clip_score")
 # The quality bars the zoo was trained to (README): (model, task, metric) -> minimum on the full test split
 BARS = {("mini-clip", "mini-zeroshot", "top1"): 0.85, ("mini-clip", "mini-retrieval", "t2i_R@5"): 0.6,
         **{(m, "mini-vqa", "vqa_accuracy"): 0.6 for m in ("mini-llava", "mini-flamingo")},
-        **{(m, "mini-captions", "CIDEr-D"): 0.5 for m in ("mini-llava", "mini-flamingo")}}
-BLIND_MARGIN = 0.2  # mini-llava-blind's VQA accuracy is at least this far below both bridges'
+        **{(m, "mini-captions", "CIDEr-D"): 0.5 for m in ("mini-llava", "mini-flamingo")},
+        **{(m, "mini-mc", "mc_accuracy"): 0.45 for m in ("mini-llava", "mini-flamingo")}}
+# mini-llava-blind's score is at least this far below both bridges' (task, metric) -> margin
+BLIND_MARGINS = {("mini-vqa", "vqa_accuracy"): 0.2, ("mini-mc", "mc_accuracy"): 0.15}
 
 
 def check_bars(values: dict) -> list[str]:
@@ -37,11 +39,12 @@ def check_bars(values: dict) -> list[str]:
     problems = [f"{m} {t} {metric}: {values[(m, t, metric)]} is below the bar {bar}"
                 for (m, t, metric), bar in BARS.items()
                 if values.get((m, t, metric)) is not None and values[(m, t, metric)] < bar]
-    blind = values.get(("mini-llava-blind", "mini-vqa", "vqa_accuracy"))
-    for m in ("mini-llava", "mini-flamingo"):
-        seeing = values.get((m, "mini-vqa", "vqa_accuracy"))
-        if blind is not None and seeing is not None and blind > seeing - BLIND_MARGIN:
-            problems.append(f"mini-llava-blind VQA {blind} is not {BLIND_MARGIN} below {m}'s {seeing}")
+    for (task, metric), margin in BLIND_MARGINS.items():
+        blind = values.get(("mini-llava-blind", task, metric))
+        for m in ("mini-llava", "mini-flamingo"):
+            seeing = values.get((m, task, metric))
+            if blind is not None and seeing is not None and blind > seeing - margin:
+                problems.append(f"mini-llava-blind {task} {metric} {blind} is not {margin} below {m}'s {seeing}")
     return problems
 
 

@@ -11,7 +11,8 @@ from mmbench.mini.train import common
 
 CARD_FILE = "card.json"
 # The scores MODELS.md shows (the bars of the issue, and the LM's perplexity).
-HEADLINE = ("zeroshot_top1", "t2i_recall@5", "i2t_recall@5", "vqa_accuracy", "cider", "val_perplexity",
+HEADLINE = ("zeroshot_top1", "t2i_recall@5", "i2t_recall@5", "vqa_accuracy", "cider", "pope_f1", "mc_accuracy",
+            "val_perplexity",
             "mini-generation (guidance 2.0)")
 
 
@@ -79,4 +80,10 @@ def write_index(path: Path, cards: list[dict], total_seconds: float | None, tota
                       f"({total_cpu / 2 / 60:.1f} min of CPU time per thread, 2 threads), including data generation "
                       "and evaluation, for the five models of `mmbench mini train`; mini-diffusion has its own command "
                       "(`python -m mmbench.mini.train.diffusion --out FOLDER`, about 8 min)."]
+    else:  # a partial retraining (--only): each model's own training time, from its card
+        timed = [f"{c['name']} {c['training']['seconds'] / 60:.1f} min" for c in cards
+                 if isinstance(c.get("training"), dict) and "seconds" in c["training"]]
+        lines += ["", "Training time per model (wall-clock on 2 CPU threads, from the cards; evaluation not "
+                      "included): " + ", ".join(timed) + ". mini-diffusion has its own command "
+                      "(`python -m mmbench.mini.train.diffusion --out FOLDER`)."]
     path.write_text("\n".join(lines) + "\n")

@@ -113,9 +113,14 @@ def train_zoo(out: Path, names: list[str], seed: int, recipe: ZooRecipe) -> list
     if bridges:
         clip = CLIPModel.from_pretrained(out / "mini-clip", dtype=torch.float32)
         lm = LlamaForCausalLM.from_pretrained(out / "mini-lm", dtype=torch.float32)
+        # the VLMs' prompts add a few words (mini-mc's letters and instruction): new embedding rows after
+        # mini-lm's, drawn from the distribution of its rows (seeded), every existing id unchanged
+        vlm_words = tok_lib.vlm_vocabulary(words)
+        common.seed_everything(seed)
+        lm.resize_token_embeddings(len(tok_lib.build_tokenizer(vlm_words)))
         examples = vlm.make_examples(pool, seed, recipe.bridge.captions_per_scene)
         for name in bridges:
-            written.append(_train_bridge(out / name, name, clip, lm, words, pool, examples, seed, recipe))
+            written.append(_train_bridge(out / name, name, clip, lm, vlm_words, pool, examples, seed, recipe))
     return written
 
 
@@ -225,7 +230,14 @@ _BRIDGE_NOTES = [
     "processor.tokenizer.chat_template (identical).",
     "Scores: VQAv2 accuracy (mmbench.metrics.vqa, official normalisation) on vqa-test with the VQA prompt of "
     "mmbench.mini.prompts, greedy, up to 10 new tokens; CIDEr-D (pycocoevalcap, PTB tokenizer) on captions-test "
-    "with the caption prompt, greedy, up to 32 new tokens; batches of 50 with left padding.",
+    "with the caption prompt, greedy, up to 32 new tokens; POPE F1 (POPE's answer rules, mean over random, "
+    "popular and adversarial negatives) on mini-pope; CircularEval accuracy (every rotation of the options "
+    "right) on mini-mc; batches of 50 with left padding.",
+    "Training examples per scene: two caption references, every VQA question, two lettered multiple-choice "
+    "questions answered with the option's text (as many VLMs answer; MMBench's rule reads the letter of the "
+    "option named) and two object-existence questions, one yes and one no (mmbench.mini.questions). The VLM "
+    "tokenizer is mini-lm's with the words of the multiple-choice prompt and the upper-case option letters "
+    "appended (new embedding rows drawn from mini-lm's; every mini-lm id unchanged).",
 ]
 
 
@@ -250,6 +262,8 @@ def _train_bridge(folder: Path, name: str, clip: CLIPModel, lm: LlamaForCausalLM
     processor = AutoProcessor.from_pretrained(folder)
     vqa = evaluate.vqa_scores(model, processor, n=recipe.eval_n)
     cap = evaluate.caption_scores(model, processor, n=recipe.eval_n)
+    pope = evaluate.pope_scores(model, processor)
+    mc = evaluate.mc_scores(model, processor)
     subset = {"vqa_accuracy": evaluate.vqa_scores(model, processor, n=recipe.subset_n)["vqa_accuracy"],
               "cider": evaluate.caption_scores(model, processor, n=recipe.subset_n)["cider"]}
     b = recipe.bridge
@@ -285,8 +299,10 @@ def _train_bridge(folder: Path, name: str, clip: CLIPModel, lm: LlamaForCausalLM
                                          f"scene); {b.steps * b.batch_size} examples seen"
                                          + ("; images replaced by uniform noise" if blind else ""),
                               "mini-clip + mini-lm as shipped; bridge random", "vision encoder"),
-        "scores": {"vqa_accuracy": vqa["vqa_accuracy"], "cider": cap["cider"],
-                   "vqa_per_question_type": vqa["per_question_type"]},
+        "scores": {"vqa_accuracy": vqa["vqa_accuracy"], "cider": cap["cider"], "pope_f1": pope["pope_f1"],
+                   "mc_accuracy": mc["mc_accuracy"], "vqa_per_question_type": vqa["per_question_type"],
+                   "pope_f1_per_category": pope["pope_f1_per_category"], "pope_yes_ratio": pope["pope_yes_ratio"],
+                   "mc_accuracy_first_pass": mc["mc_accuracy_first_pass"]},
         "subset": {"n": recipe.subset_n, "scores": subset},
         "examples": vqa["examples"][:3] + cap["examples"][:3],
         "notes": [n.replace("{scale:g}", f"{b.bridge_lr_scale:g}") for n in _BRIDGE_NOTES],

@@ -64,3 +64,44 @@ def caption_scores(model, processor, seed: int = shapes.DEFAULT_SEED, n: int | N
     score = cider({s.id: p for s, p in zip(scenes, preds)}, {s.id: s.captions for s in scenes})
     return {"cider": round(score, 4), "n_images": len(scenes),
             "examples": [{"prediction": p, "reference": s.captions[0]} for s, p in list(zip(scenes, preds))[:5]]}
+
+
+POPE_SCENES = 80  # mini-pope: the first 80 vqa-test scenes (tasks/mini-pope.yaml)
+MC_SCENES = 120  # mini-mc: the multiple-choice questions of the first 120 vqa-test scenes (tasks/mini-mc.yaml)
+
+
+def pope_scores(model, processor, seed: int = shapes.DEFAULT_SEED, n: int = POPE_SCENES) -> dict:
+    """mini-pope's POPE F1 (mean over random/popular/adversarial, as LLaVA-1.5 reports POPE), per category,
+    and the yes-ratio, under POPE's answer rules."""
+    from mmbench.metrics.choice_metrics import POPE
+    from mmbench.mini import questions
+
+    qs = questions.pope_questions(shapes.generate("vqa-test", seed, n), seed)
+    preds = generate(model, processor, [q["image"] for q in qs], [prompts.vqa_prompt(q["question"]) for q in qs],
+                     VQA_MAX_NEW_TOKENS)
+    metric = POPE()
+    metric.update(preds, qs)
+    v = {m.name: m.value for m in metric.compute().values}
+    return {"pope_f1": round(v["pope_f1[mean over category]"], 4), "n_questions": len(qs),
+            "pope_f1_per_category": {c: round(v[f"pope_f1[category={c}]"], 4) for c in questions.POPE_CATEGORIES},
+            "pope_yes_ratio": round(v["pope_yes_ratio"], 4)}
+
+
+def mc_scores(model, processor, seed: int = shapes.DEFAULT_SEED, n: int = MC_SCENES) -> dict:
+    """mini-mc's CircularEval accuracy (every rotation of the options right; letters read by MMBench's rule,
+    VLMEvalKit's can_infer) and the first-pass accuracy."""
+    from mmbench.metrics.choice import rotations
+    from mmbench.metrics.choice_metrics import MultipleChoiceAccuracy
+    from mmbench.mini import questions
+
+    qs = questions.mc_questions(shapes.generate("vqa-test", seed, n), seed)
+    passes = [rotations(q["options"], q["answer"]) for q in qs]
+    flat = [(q, opts) for q, ps in zip(qs, passes) for opts, _ in ps]
+    preds = iter(generate(model, processor, [q["image"] for q, _ in flat],
+                          [questions.mc_prompt(q["question"], opts) for q, opts in flat], VQA_MAX_NEW_TOKENS))
+    metric = MultipleChoiceAccuracy({"rule": "vlmevalkit"})
+    metric.update([[{"text": next(preds)} for _ in ps] for ps in passes],
+                  [{"id": q["id"], "passes": [{"options": o, "answer": a} for o, a in ps]} for q, ps in zip(qs, passes)])
+    v = {m.name: m.value for m in metric.compute().values}
+    return {"mc_accuracy": round(v["mc_accuracy"], 4), "mc_accuracy_first_pass": round(v["mc_accuracy_first_pass"], 4),
+            "n_questions": len(qs)}

@@ -70,6 +70,20 @@ def vocabulary(n_scenes: int = 3000, seed: int = shapes.DEFAULT_SEED) -> list[st
     return sorted(words)
 
 
+def vlm_vocabulary(words: list[str]) -> list[str]:
+    """``words`` followed by the words only the VLMs' prompts use (mini-mc's instruction and its option
+    letters A-D, kept upper case so they differ from the article "a"; mini-pope's questions), appended so
+    that every id of ``words`` keeps its meaning: the VLMs start from mini-lm, whose embedding rows follow
+    ``words``, and get new rows for these."""
+    from mmbench.mini import questions
+
+    pre = pre_tokenizers.Whitespace()
+    texts = [questions.MC_INSTRUCTION, *(questions.pope_question(c) for c in shapes.CLASS_NAMES)]
+    known = set(words)
+    extra = sorted({w.lower() for t in texts for w, _ in pre.pre_tokenize_str(t)} - known)
+    return list(words) + extra + list(questions.LETTERS)
+
+
 def build_tokenizer(words: list[str], *, clip: bool = False) -> PreTrainedTokenizerFast:
     """A lowercasing word-level tokenizer over ``words``.
 
@@ -85,6 +99,9 @@ def build_tokenizer(words: list[str], *, clip: bool = False) -> PreTrainedTokeni
     # "##" pieces, so the WordPiece decoder does exactly that.
     tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    # upper-case option letters (the VLMs' vocabulary) are matched before lowercasing, as whole words only
+    tok.add_tokens([AddedToken(w, normalized=False, single_word=True) for w in words
+                    if len(w) == 1 and w.isupper()])
     if clip:
         tok.post_processor = processors.TemplateProcessing(
             single=f"{BOS} $A {EOS}", special_tokens=[(BOS, vocab[BOS]), (EOS, vocab[EOS])])

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mmbench.mini import prompts, shapes
+from mmbench.mini import prompts, questions, shapes
 from mmbench.mini.train import common
 
 
@@ -27,7 +27,7 @@ VISION_FEATURE_LAYER = -2
 class BridgeRecipe:
     """Optimisation shared by mini-llava, mini-flamingo and mini-llava-blind."""
 
-    steps: int = 800
+    steps: int = 1200
     batch_size: int = 48
     peak_lr: float = 1e-3
     # The new bridge parameters (projector; perceiver + cross-attention) learn 3x faster than the pretrained LM:
@@ -54,13 +54,15 @@ def majority(answers: list[str]) -> str:
 
 
 def make_examples(scenes: list[shapes.Scene], seed: int, captions_per_scene: int) -> list[Example]:
-    """Caption examples (distinct references) and every question with its majority answer, per scene."""
+    """Per scene: caption examples (distinct references), every question with its majority answer, and a
+    lettered multiple-choice question and an object-existence question (mmbench.mini.questions)."""
     rng = np.random.default_rng([seed, 303])
     out = []
     for i, s in enumerate(scenes):
         for k in rng.choice(len(s.captions), size=captions_per_scene, replace=False):
             out.append(Example(i, prompts.CAPTION_PROMPT, s.captions[int(k)]))
         out += [Example(i, prompts.vqa_prompt(q["question"]), majority(q["answers"])) for q in s.questions]
+        out += [Example(i, p, r) for p, r in questions.training_examples(s, np.random.default_rng([seed, 909, i]))]
     return out
 
 
