@@ -323,6 +323,15 @@ def write_official(root: Path) -> Path:
             fmt = "JPEG" if file.endswith("jpg") else "PNG"
             write(root / "seed_bench" / "SEED-Bench-image" / file, image("blue", fmt))
     write(root / "seed_bench" / "SEED-Bench.json", {"questions": questions, "question_type": SEED_DIMENSION_NAMES})
+    # AI2D: AllenAI's ai2d-all.zip unzipped (images/, questions/<id>.png.json) + ai2d_test_ids.csv; image 7 is
+    # not a test image, so its question is not asked
+    per_image = {"0": AI2D[:2], "5": AI2D[2:], "7": [("Which part is the root?", ["stem", "root"], "1", "B")]}
+    for image_id, rows in per_image.items():
+        write(root / "ai2d" / "images" / f"{image_id}.png", image("yellow"))
+        write(root / "ai2d" / "questions" / f"{image_id}.png.json", {"imageName": f"{image_id}.png", "questions": {
+            q: {"abcLabel": all(len(o) == 1 for o in opts), "answerTexts": opts, "correctAnswer": int(answer),
+                "questionId": f"{image_id}.png-{k}"} for k, (q, opts, answer, _) in enumerate(rows)}})
+    write(root / "ai2d" / "ai2d_test_ids.csv", "0\n5\n")
     # MMStar: VLMEvalKit's MMStar.tsv
     _tsv(root / "mmstar" / "MMStar.tsv", [{"index": i, "question": q, "answer": a, "category": c, "l2-category": l2,
                                            "bench": "fixture", "image": b64("red")} for i, q, a, c, l2, _ in MMSTAR])

@@ -128,6 +128,7 @@ def check_scores(res: dict) -> None:
     assert n["mmbench-dev-en"] == 4 and n["scienceqa-img"] == 4 and n["seedbench-img"] == 4
     assert n["pope"] == 11 and n["pope-adversarial"] == 3 and n["mme"] == 30 and n["mmstar"] == 4
     assert n["mmmu-val"] == 6 and n["mmmu-dev"] == 5  # MMMU/MMMU: dev_Math_1 and the other subjects' questions
+    assert n["ai2d-test"] == 3  # the questions of the test images only
     assert all(res[t].n_failed == 0 for t in ALL_TASKS)
 
 
@@ -140,6 +141,7 @@ def test_official_layouts_score_exactly_as_the_official_rules(official_run):
     assert desc["pope"].startswith("POPE coco_pope_adversarial.json") and desc["mmstar"].startswith("MMStar MMStar.tsv")
     assert desc["scienceqa-img"].startswith("ScienceQA test") and desc["seedbench-img"].startswith("SEED-Bench SEED")
     assert "MMMU/MMMU@" in desc["mmmu-val"] and "(5 of 30 subject configs" in desc["mmmu-val"]
+    assert desc["ai2d-test"].startswith("AI2D ") and desc["ai2d-test"].endswith("ai2d test (3 questions)")
     for task in ALL_TASKS:
         assert res[task].task_info["protocol"], task
 

@@ -86,3 +86,22 @@ def test_score_mc_mmmu_answer_dict(cli, tmp_path):
 
 def test_mme_subtasks_are_the_eval_tools() -> None:
     assert len(yesno.MME_PERCEPTION) == 10 and len(yesno.MME_COGNITION) == 4
+
+
+def test_score_mc_mmbench_is_circular_on_the_tsv(cli, tmp_path):
+    import mc_fixtures as mcf
+
+    rows = mcf.mmbench_rows(mcf.MMBENCH_EN)
+    mcf._tsv(tmp_path / "MMBench_DEV_EN.tsv", rows)
+    # every pass answered with its own right letter, except question 1's second pass; question 3 unanswered
+    preds = [{"index": r["index"], "prediction": "B. dog" if r["index"] == 1_000_001 else r["answer"]}
+             for r in rows if r["index"] % 1_000_000 != 3]
+    mcf._tsv(tmp_path / "preds.tsv", preds)
+    code, out, err = cli("score", "mc", "--benchmark", "mmbench", "--references", str(tmp_path / "MMBench_DEV_EN.tsv"),
+                         "--predictions", str(tmp_path / "preds.tsv"))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["metrics"]["mc_accuracy"] == 0.5  # questions 0 and 2 right in every pass
+    assert result["metrics"]["mc_accuracy_first_pass"] == 0.75
+    assert result["metrics"]["mc_accuracy[l2_category=coarse_perception]"] == 1.0
+    assert "2 pass(es) have no prediction row" in result["notes"][-1] and result["n"] == 4

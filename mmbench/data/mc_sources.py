@@ -1,8 +1,8 @@
 """Multiple-choice benchmarks in their official release layouts (and the Hugging Face copies whose rows need
 reshaping): MMBench (VLMEvalKit / legacy TSV, lmms-lab/MMBench), MMMU (the per-subject configs of
 MMMU/MMMU, or lmms-lab/MMMU's single config), ScienceQA (problems.json + pid_splits.json + images),
-SEED-Bench (SEED-Bench.json + the image folder, or lmms-lab/SEED-Bench), AI2D (lmms-lab/ai2d) and MMStar
-(VLMEvalKit's MMStar.tsv or Lin-Chen/MMStar).
+SEED-Bench (SEED-Bench.json + the image folder, or lmms-lab/SEED-Bench) and MMStar (VLMEvalKit's MMStar.tsv
+or Lin-Chen/MMStar); AI2D is in mmbench.data.ai2d_sources.
 
 Each record is what the ``multiple-choice`` kind reads: ``id``, ``question_id`` (as the benchmark writes
 it), ``question``, ``options`` (a list; [] for an open question), ``answer`` (a letter or a 0-based index;
@@ -467,26 +467,6 @@ def load_seed_bench_hf(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
         records.append(_seed_record(q, {}, HFSeqRef(ds, "image", n, 0)))
     return DataSet(records, _hf_fingerprint("seed-bench-hf", ds, source, split, cfg),
                    f"SEED-Bench {source} split={split} ({len(records)} image questions)")
-
-
-# -- AI2D --------------------------------------------------------------------------------------------------
-
-def load_ai2d_hf(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
-    """AI2D as lmms-lab/ai2d keeps it (split test, 3,088 questions): ``question``, ``options`` (a list),
-    ``answer`` (the 0-based index of the right option, as a string), ``image``."""
-    ds, source, split = open_hf_dataset(cfg, ctx, "ai2d-hf")
-    check_columns(ds, {c: c for c in ("question", "options", "answer", "image")}, ctx, source)
-    ds = _hf_images(ds, ["image"])
-    records = []
-    for n, (question, options, answer) in enumerate(zip(ds["question"], ds["options"], ds["answer"])):
-        try:
-            index = None if is_missing(answer) else int(str(answer).strip())
-        except ValueError:
-            raise DataError(f"task {ctx.task!r}: {source} row {n}: answer {answer!r} is not an option index") from None
-        records.append({"id": str(n), "question_id": n, "question": question, "options": [str(o) for o in options],
-                        "answer": index, "image": HFRef(ds, "image", n)})
-    return DataSet(records, _hf_fingerprint("ai2d-hf", ds, source, split, cfg),
-                   f"AI2D {source} split={split} ({len(records)} questions)")
 
 
 # -- MMStar ------------------------------------------------------------------------------------------------
