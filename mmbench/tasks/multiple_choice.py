@@ -210,7 +210,9 @@ class MultipleChoice(GenerativeTask):
             for r in reports:
                 sample.update({k: v[i] for k, v in r.per_item.items()})
             read = sample.get("choice", sample.get("parsed"))
-            # what the model answered, as one string (a probe compares it across conditions)
+            # what the model answered, as one string (a probe compares it across conditions); unscored: the text
+            if read is None:
+                read = [a["text"] for a in (out or {}).get("passes", [])]
             sample["answer"] = "/".join(str(x) for x in read) if isinstance(read, list) else str(read)
             samples[it["id"]] = sample
         notes = [n for r in reports for n in r.notes]
