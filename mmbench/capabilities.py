@@ -51,13 +51,48 @@ class ImageTextEmbedder(Protocol):
         beginning): a declared per-text output, so tasks report truncation without watching counters."""
 
 
+# Marks where an image goes inside a prompt (U+FFFC, Unicode's "object replacement character": a placeholder
+# for an embedded object, which no dataset's text uses for anything else).
+IMAGE_MARKER = "\ufffc"
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One image+prompt->text request: the task's user prompt, its images (0..n) and a system prompt."""
+    """One image+prompt->text request: the task's user prompt, its images (0..n) and a system prompt.
+
+    The images go in front of the prompt, unless the prompt holds IMAGE_MARKER once per image: then each image
+    goes where its marker stands, in order (interleaved text and images, as MMMU and multi-frame video need)."""
 
     prompt: str
     images: tuple["Image.Image", ...] = ()
     system: str | None = None
+
+    @property
+    def interleaved(self) -> bool:
+        return IMAGE_MARKER in self.prompt
+
+    def parts(self) -> list[str | int]:
+        """The prompt as text pieces and image indices in order; images in front when it has no markers.
+        Empty text pieces are dropped."""
+        if not self.interleaved:
+            return [*range(len(self.images)), *([self.prompt] if self.prompt else [])]
+        pieces = self.prompt.split(IMAGE_MARKER)
+        if len(pieces) - 1 != len(self.images):
+            raise MMBenchError(f"the prompt marks {len(pieces) - 1} image place(s) for {len(self.images)} "
+                               f"image(s); mark each image once")
+        out: list[str | int] = []
+        for i, piece in enumerate(pieces):
+            if i:
+                out.append(i - 1)
+            if piece:
+                out.append(piece)
+        return out
+
+    def images_in_front(self) -> bool:
+        """True when every image comes before any text (what single-position processors can take)."""
+        parts = self.parts()
+        first_text = next((i for i, p in enumerate(parts) if isinstance(p, str) and p.strip()), len(parts))
+        return all(isinstance(p, str) for p in parts[first_text:])
 
 
 class SettingError(MMBenchError):

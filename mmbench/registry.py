@@ -17,14 +17,15 @@ T = TypeVar("T")
 
 
 def import_object(target: str) -> object:
-    """Import ``"package.module:attr"`` (attr may be dotted)."""
+    """Import ``"package.module:attr"`` (attr may be dotted, and may end in ``[key]``: an entry of a dict)."""
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
         raise MMBenchError(f"bad lazy reference {target!r}: expected 'package.module:attribute'")
+    attr, _, key = attr.partition("[")
     obj: object = importlib.import_module(module_name)
     for part in attr.split("."):
         obj = getattr(obj, part)
-    return obj
+    return obj[key.rstrip("]")] if key else obj  # type: ignore[index]
 
 
 class Registry(Generic[T]):
@@ -173,9 +174,10 @@ for _name, _target in {
     "hf-clip": "mmbench.adapters.hf_clip:HFDualEncoder",
     "open-clip": "mmbench.adapters.open_clip:OpenCLIP",
     "hf-vlm": "mmbench.adapters.hf_vlm:HFImageTextToText",
-    "hf-llava": "mmbench.adapters.hf_vlm:LLAVA",
-    "hf-idefics": "mmbench.adapters.hf_vlm:IDEFICS",
-    "hf-blip2": "mmbench.adapters.hf_vlm:BLIP2",
+    # the image-text-to-text family presets (mmbench/adapters/vlm_families.py lists what each one knows)
+    **{name: f"mmbench.adapters.hf_vlm:PRESETS[{name}]" for name in (
+        "hf-llava", "hf-llava-next", "hf-llava-onevision", "hf-qwen2-vl", "hf-qwen2.5-vl", "hf-internvl",
+        "hf-idefics", "hf-idefics3", "hf-paligemma", "hf-gemma3", "hf-mllama", "hf-blip2", "hf-instructblip")},
     "hf-whisper": "mmbench.adapters.speech_hf:Whisper",
     "hf-speech": "mmbench.adapters.speech_hf:HFSpeechRecognizer",
     "pocketsphinx": "mmbench.adapters.pocketsphinx:PocketSphinx",

@@ -37,7 +37,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from mmbench.capabilities import Capability, Generation, GenerationConfig, GenerationRequest, SettingError
+from mmbench.capabilities import (IMAGE_MARKER, Capability, Generation, GenerationConfig, GenerationRequest,
+                                  SettingError)
 from mmbench.errors import ItemError, MMBenchError
 
 
@@ -114,11 +115,12 @@ def _text_of(content: Any, where: str) -> str:
 
 def parse_messages(messages: Any, max_pixels: int = ServeOptions.max_image_pixels) -> GenerationRequest:
     """A system message (optional) and the user's text and images, in order -> a GenerationRequest. Several
-    user messages are joined in order; earlier assistant turns are refused (the adapters answer one turn)."""
+    user messages are joined in order; earlier assistant turns are refused (the adapters answer one turn).
+    Images that follow text keep their places (IMAGE_MARKER in the prompt); images before any text go in front."""
     if not isinstance(messages, list) or not messages:
         raise RequestError("'messages' must be a non-empty list of message objects", param="messages")
     system: list[str] = []
-    prompt: list[str] = []
+    prompt: list[str | None] = []  # text pieces in order; None: an image's place
     images: list[Any] = []
     users = 0
     for i, m in enumerate(messages):
@@ -144,18 +146,38 @@ def parse_messages(messages: Any, max_pixels: int = ServeOptions.max_image_pixel
             at = f"{where}.content[{j}]"
             kind = part.get("type") if isinstance(part, dict) else None
             if kind == "text" and isinstance(part.get("text"), str):
+                if IMAGE_MARKER in part["text"]:
+                    raise RequestError(f"{at}.text holds U+FFFC, which mmbench reserves for image places; remove "
+                                       f"it", param=f"{at}.text")
                 prompt.append(part["text"])
             elif kind == "image_url":
                 ref = part.get("image_url")
                 url = ref.get("url") if isinstance(ref, dict) else ref
                 images.append(decode_data_url(url, max_pixels, f"{at}.image_url"))
+                prompt.append(None)
             else:
                 raise RequestError(f"{at} must be {{'type': 'text', 'text': str}} or {{'type': 'image_url', "
                                    f"'image_url': {{'url': data URL}}}}; got type {kind!r}", param=at)
     if not users:
         raise RequestError("'messages' has no user message", param="messages")
-    return GenerationRequest(prompt="\n".join(prompt), images=tuple(images),
+    return GenerationRequest(prompt=_join_pieces(prompt), images=tuple(images),
                              system="\n".join(system) if system else None)
+
+
+def _join_pieces(pieces: list[str | None]) -> str:
+    """Text pieces joined by newlines; images before the first text piece go in front (no marker), later ones
+    are marked where they stand."""
+    lead = next((i for i, p in enumerate(pieces) if p is not None), len(pieces))
+    rest = pieces[lead:]
+    if all(p is not None for p in rest):
+        return "\n".join(p for p in rest if p is not None)
+    out, prev_text = "", False
+    for p in pieces:  # every image marked, the leading ones too, so markers and images line up
+        if p is None:
+            out, prev_text = out + IMAGE_MARKER, False
+        else:
+            out, prev_text = out + ("\n" if prev_text else "") + p, True
+    return out
 
 
 def parse_config(body: dict, options: ServeOptions = ServeOptions()) -> tuple[GenerationConfig, bool, bool]:

@@ -294,6 +294,26 @@ def test_a_tiny_llava_runs_the_benchmarks_from_their_official_layouts(official, 
     assert 0.0 <= values(res["pope"])["pope_f1[mean over category]"] <= 1.0
 
 
+def test_mmmu_interleaved_places_each_image_at_its_tag(official, hub, tmp_path, monkeypatch):
+    import tiny_vlm_families_a
+
+    offline_hub(monkeypatch, hub, tmp_path / "datasets-cache")
+    folder = tiny_vlm_families_a.make_tiny_gemma3(tmp_path / "gemma3")
+    code = main(["run", "--model", str(folder), "--gen-kwargs", "max_new_tokens=3", "--tasks",
+                 "mmmu-val-interleaved", "--data-dir", str(official), "--output-dir", str(tmp_path / "out"),
+                 "--no-progress", "--no-cache"])
+    assert code == 0
+    run_dir = sorted(p for p in (tmp_path / "out").iterdir() if p.is_dir())[-1]
+    result = RunResult.read(run_dir).results[0]
+    assert result.n_failed == 0 and result.task_info["config"]["images"] == "interleaved"
+    by_id = {s["id"]: s for s in samples(run_dir, result)}
+    sent = by_id["validation_Physics_2"]["passes"][0]["prompt_sent"]
+    # "Compare <image 2> with <image 1>.": an image at each tag (4 tokens each; Gemma 3's template trims the
+    # text pieces around them)
+    assert "\nCompare<start_of_image>with<start_of_image>. Which is heavier?\n(A) the ball" in sent
+    assert by_id["validation_Physics_2"]["passes"][0]["image_tokens"] == 8
+
+
 # -- the layouts' traps, loader by loader ----------------------------------------------------------------------
 
 def load(fmt: str, cfg: dict, data_dir: Path):

@@ -2,7 +2,8 @@
 tiny random LLaVA through `mmbench run` in bf16 on the GPU gives the same greedy outputs at batch sizes 1 and 4
 with the GPU's peak memory recorded under its name; with two GPUs, a pinned `device=cuda:1` is measured on
 cuda:1, the collectives run over NCCL with every tensor on the rank's own GPU, and 2 processes give the
-outputs of 1.
+outputs of 1; a modern family (Idefics3, loaded from its folder through its preset) in bf16 gives the same
+text at batch sizes 1 and 3 with its image tokens logged.
 """
 
 from __future__ import annotations
@@ -153,3 +154,28 @@ def test_two_nccl_processes_give_the_outputs_of_one(capsys, llava, vqa, tmp_path
     peak = two.results[0].peak_memory
     assert set(peak.devices) == {"rank0/cuda:0", "rank1/cuda:1"} and min(peak.devices.values()) > 0, peak
     assert sorted(p.name for p in (tmp_path / "two").glob("cache*")) == ["cache.rank1.sqlite", "cache.sqlite"]
+
+
+def test_a_modern_family_in_bf16_gives_the_same_text_at_batch_sizes_1_and_3(capsys, vqa, tmp_path_factory, tmp_path):
+    """Idefics3 (image splitting, its own chat template; needs no torchvision) through its folder's family preset."""
+    import tiny_vlm_families_b
+
+    folder = tiny_vlm_families_b.make_tiny_idefics3(tmp_path_factory.mktemp("gpu-idefics3") / "idefics3")
+    data, tasks = vqa
+    runs = {}
+    for bs in (1, 3):
+        out = tmp_path / f"bs{bs}"
+        code = main(["run", "--model", str(folder), "--model-args", f"dtype=bf16,device={GPU}", "--tasks", "gpu-vqa",
+                     "--include-path", str(tasks), "--data-dir", str(data), "--output-dir", str(out),
+                     "--no-progress", "--no-cache", "--batch-size", str(bs)])
+        assert code == 0, capsys.readouterr().err
+        run_dir = sorted(p for p in out.iterdir() if p.is_dir())[-1]
+        runs[bs] = (RunResult.read(run_dir), run_dir)
+    preds = {bs: predictions(d, r.results[0]) for bs, (r, d) in runs.items()}
+    assert preds[1] == preds[3] and len({p[2] for p in preds[1]}) > 1
+    for result_run, run_dir in runs.values():
+        result = result_run.results[0]
+        assert result.model_info["model_family"] == "idefics3" and result.model_info["dtype"] == "bfloat16"
+        assert_peak_on(result, GPU)
+        samples = [json.loads(x) for x in (run_dir / result.files["samples"]).read_text().splitlines()]
+        assert all(s["image_tokens"] > 0 for s in samples)

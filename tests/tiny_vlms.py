@@ -253,3 +253,17 @@ def random_image(seed: int, size: tuple[int, int] = (40, 40)) -> Image.Image:
     """A random RGB image (sizes vary per request to exercise per-image token counts and padding)."""
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+
+
+VARIED_PROMPTS = ["what colour is this", "describe the image", "how many", "is there a red circle on the left",
+                  "what shape", "a", "which colour is the big square in the top right of this picture", "yes or no"]
+VARIED_SIZES = [(40, 40), (64, 32), (32, 64), (48, 40)]
+
+
+def varied_requests(n: int = 16) -> list:
+    """``n`` requests for batch-invariance tests: prompt lengths from 1 to 16 words and four image sizes (so a
+    batch pads and tiling families tile differently)."""
+    from mmbench.capabilities import GenerationRequest
+
+    return [GenerationRequest(VARIED_PROMPTS[i % 8] + " please" * (i // 8 * (i % 3)),
+                              (random_image(i, VARIED_SIZES[i % 4]),)) for i in range(n)]

@@ -18,11 +18,22 @@ AUTO_ARCHITECTURES: dict[str, str] = {
     "Siglip2Model": "hf-clip",
     "AltCLIPModel": "hf-clip",
     "ChineseCLIPModel": "hf-clip",
-    **{arch: "hf-vlm" for arch in (
-        "LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration", "LlavaOnevisionForConditionalGeneration",
-        "IdeficsForVisionText2Text", "Idefics2ForConditionalGeneration", "Idefics3ForConditionalGeneration",
-        "SmolVLMForConditionalGeneration", "Blip2ForConditionalGeneration", "InstructBlipForConditionalGeneration",
-        "PaliGemmaForConditionalGeneration", "Qwen2VLForConditionalGeneration")},
+    # image-text-to-text checkpoints: their family's preset (the family checks and options come with it)
+    **{arch: preset for preset, archs in {
+        "hf-llava": ("LlavaForConditionalGeneration",),
+        "hf-llava-next": ("LlavaNextForConditionalGeneration",),
+        "hf-llava-onevision": ("LlavaOnevisionForConditionalGeneration",),
+        "hf-qwen2-vl": ("Qwen2VLForConditionalGeneration",),
+        "hf-qwen2.5-vl": ("Qwen2_5_VLForConditionalGeneration",),
+        "hf-internvl": ("InternVLForConditionalGeneration",),
+        "hf-idefics": ("IdeficsForVisionText2Text", "Idefics2ForConditionalGeneration"),
+        "hf-idefics3": ("Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration"),
+        "hf-paligemma": ("PaliGemmaForConditionalGeneration",),
+        "hf-gemma3": ("Gemma3ForConditionalGeneration",),
+        "hf-mllama": ("MllamaForConditionalGeneration",),
+        "hf-blip2": ("Blip2ForConditionalGeneration",),
+        "hf-instructblip": ("InstructBlipForConditionalGeneration",),
+    }.items() for arch in archs},
     "WhisperForConditionalGeneration": "hf-whisper",
     **{arch: "hf-speech" for arch in ("Wav2Vec2ForCTC", "HubertForCTC", "WavLMForCTC", "Data2VecAudioForCTC",
                                       "Speech2TextForConditionalGeneration", "MoonshineForConditionalGeneration")},
@@ -78,6 +89,17 @@ def resolve(spec: ModelSpec) -> tuple[type[Adapter], dict[str, str]]:
     return entry, {**fixed, **raw}
 
 
+def summary(name: str) -> tuple[str, str]:
+    """(description, family) of a registered model name: the nearest preset's description (else the adapter's
+    docstring's first line) and the nearest preset's family, for `mmbench list models`."""
+    entry, description, family = MODELS.get(name), "", ""
+    while isinstance(entry, ModelPreset):
+        description, family = description or entry.description, family or entry.family
+        entry = MODELS.get(entry.adapter)
+    doc = (getattr(entry, "__doc__", None) or "").strip().splitlines()
+    return description or (doc[0] if doc else ""), family
+
+
 def capabilities_of(spec: ModelSpec) -> frozenset[Capability]:
     return resolve(spec)[0].capabilities
 
@@ -97,4 +119,5 @@ def load_model(spec: ModelSpec, overrides: Mapping[str, str] | None = None) -> A
     return cls.from_args(raw, name=spec.name)
 
 
-__all__ = ["Adapter", "ModelPreset", "AUTO_ARCHITECTURES", "resolve", "capabilities_of", "check_args", "load_model"]
+__all__ = ["Adapter", "ModelPreset", "AUTO_ARCHITECTURES", "resolve", "summary", "capabilities_of", "check_args",
+           "load_model"]

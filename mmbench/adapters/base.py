@@ -180,14 +180,19 @@ class Adapter:
 
     def fingerprint(self) -> str:
         """Everything that can change an output: cache key component for per-item outputs."""
-        args = dataclasses.asdict(self.args)
-        for k in ("device", "batch_size", "device_map"):  # do not change outputs (beyond float noise)
-            args.pop(k, None)
+        args = self.fingerprint_args()
         # processors, chat-template rendering and model code change between library versions
         from mmbench.provenance import package_versions
 
         versions = {k: v for k, v in package_versions().items() if k in ("transformers", "tokenizers")}
         return fingerprint([type(self).__qualname__, args, self.weights_fingerprint(), versions])
+
+    def fingerprint_args(self) -> dict:
+        """The args that can change an output (device, batch size and device map do not, beyond float noise)."""
+        args = dataclasses.asdict(self.args)
+        for k in ("device", "batch_size", "device_map"):
+            args.pop(k, None)
+        return args
 
     def close(self) -> None:
         """Release resources (processes, GPU memory)."""
@@ -201,6 +206,7 @@ class ModelPreset:
     adapter: str
     args: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    family: str = ""  # the model family it loads (shown by `mmbench list models`); empty: the adapter's own
 
     def fixed_args(self) -> dict[str, str]:
         """The preset's args as the strings --model-args would give (what the adapter's Args parse)."""

@@ -29,9 +29,12 @@ def looks_like_path(name: str) -> bool:
 
 def load_pretrained(pretrained: str, *, revision: str | None, trust_remote_code: bool, dtype: str,
                     model_class: Callable[[Any], Any], check_processor: Callable[[Any], None] | None = None,
-                    device_map: str | None = None, attn_implementation: str | None = None) -> tuple[Any, Any]:
+                    device_map: str | None = None, attn_implementation: str | None = None,
+                    processor_kwargs: dict | None = None, config_overrides: dict | None = None) -> tuple[Any, Any]:
     """(processor, model) of ``pretrained``; ``model_class(config)`` chooses the class to instantiate and
-    ``check_processor`` may reject the processor before any weights are read."""
+    ``check_processor`` may reject the processor before any weights are read. ``processor_kwargs`` go to the
+    processor's from_pretrained (image-processor options); ``config_overrides`` set the config attributes of
+    the same name that the config (or its vision/text part) already has, so model and processor agree."""
     from transformers import AutoConfig, AutoProcessor
 
     where = pretrained
@@ -47,11 +50,19 @@ def load_pretrained(pretrained: str, *, revision: str | None, trust_remote_code:
         config = AutoConfig.from_pretrained(where, **hub_kw)
     except (OSError, ValueError) as exc:
         raise MMBenchError(f"cannot load the config of {pretrained!r} ({first_line(exc)}); {FIX}") from exc
+    for key, value in (config_overrides or {}).items():
+        for part in (config, getattr(config, "vision_config", None)):
+            if part is not None and hasattr(part, key):
+                setattr(part, key, value)
     model_cls = model_class(config)
     try:
-        processor = AutoProcessor.from_pretrained(where, **hub_kw)
+        processor = AutoProcessor.from_pretrained(where, **hub_kw, **(processor_kwargs or {}))
     except (OSError, ValueError, TypeError) as exc:
         raise MMBenchError(f"cannot load the processor of {pretrained!r} ({first_line(exc)}); {FIX}") from exc
+    except ImportError as exc:  # e.g. a video processor that needs torchvision (LLaVA-OneVision, SmolVLM, Qwen2-VL)
+        why = first_line(exc).split(". ")[0]
+        raise MMBenchError(f"cannot load the processor of {pretrained!r}: {why}; install it, e.g. pip install "
+                           f"'mmbench[vision]' (torchvision and num2words)") from exc
     if check_processor is not None:
         check_processor(processor)
     load_kw: dict[str, Any] = {**hub_kw, "config": config, "dtype": torch_dtype(dtype)}
@@ -65,3 +76,17 @@ def load_pretrained(pretrained: str, *, revision: str | None, trust_remote_code:
         raise MMBenchError(f"cannot load {pretrained!r} with {getattr(model_cls, '__name__', model_cls)} "
                            f"({first_line(exc)}); {FIX}") from exc
     return processor, model
+
+
+def read_model_type(pretrained: str, revision: str | None = None) -> str | None:
+    """The ``model_type`` in a checkpoint's config.json (local folder or local hub cache), read as plain JSON so
+    that a model type this transformers does not know can still be named; None when it cannot be read."""
+    from transformers import PretrainedConfig
+
+    where = str(Path(pretrained).expanduser()) if looks_like_path(pretrained) else pretrained
+    try:
+        config, _ = PretrainedConfig.get_config_dict(where, revision=revision)
+    except (OSError, ValueError, TypeError):
+        return None  # load_pretrained reports the missing config in its own words
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    return model_type if isinstance(model_type, str) else None

@@ -1,9 +1,10 @@
-"""Hugging Face image+prompt->text models (LLaVA, LLaVA-NeXT, Idefics, BLIP-2, any image-text-to-text model)
-through AutoProcessor, the processor's chat template and ``generate``, batched with left padding.
+"""Hugging Face image+prompt->text models (LLaVA, LLaVA-NeXT/OneVision, Qwen2/2.5-VL, InternVL, Idefics,
+PaliGemma, Gemma 3, Llama 3.2 Vision, BLIP-2, InstructBLIP, any image-text-to-text model) through AutoProcessor,
+the processor's chat template and ``generate``, batched with left padding.
 
-``hf-vlm`` is the generic adapter; ``hf-llava``, ``hf-idefics`` and ``hf-blip2`` are presets of it that only
-set the prompt layout used when a checkpoint has no chat template. Everything else (where images go, BOS,
-pad token) is detected from the processor and config.
+``hf-vlm`` is the generic adapter; the family presets (``hf-qwen2.5-vl``, ... in vlm_families.py) name a family,
+its options and the prompt layout used when a checkpoint has no chat template. Where images go, BOS and the pad
+token are detected from the processor and config.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
+from mmbench.adapters import vlm_attention, vlm_families
 from mmbench.adapters.base import Adapter, ModelArgs, ModelPreset, inputs_to
-from mmbench.adapters.hf_loading import load_pretrained
+from mmbench.adapters.hf_loading import load_pretrained, read_model_type
 from mmbench.adapters.hf_vlm_prompts import (ChatTemplate, PromptBuilder, detect_image_slots,
                                              is_left_padded, resolve_chat_template)
 from mmbench.capabilities import Capability, Generation, GenerationConfig, GenerationRequest
@@ -26,13 +28,23 @@ from mmbench.specs import fingerprint
 class HFVLMArgs(ModelArgs):
     # auto: the processor's chat template when it has one; none: use prompt_format; or a Jinja file's path
     chat_template: str = "auto"
-    # used without a chat template: {prompt} (required), {image} (the image placeholders; default: in front),
-    # {system} (default: the system prompt and a newline in front)
+    # used without a chat template: {prompt} (required), {image} (the image placeholders; default: in front;
+    # empty when the prompt marks the images' places), {system} (default: the system prompt and a newline in
+    # front, after the images when the format opens with {image})
     prompt_format: str = "{prompt}"
     system_prompt: str | None = None  # for requests that bring none
     device_map: str | None = None  # passed to from_pretrained (e.g. "auto" for large models)
     model_class: str = "auto"  # auto: AutoModelForImageTextToText (or the config's architecture); else a class
     attn_implementation: str | None = None  # passed to from_pretrained (eager, sdpa, ...)
+    family: str = "auto"  # auto: any; else the family (or families, a|b) a preset expects (qwen2_vl, ...)
+    # Family options (vlm_families.OPTIONS), handed to the processor (and the config where it has them too):
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    image_grid_pinpoints: str | None = None  # HxW|HxW|...
+    do_image_splitting: bool | None = None
+    crop_to_patches: bool | None = None
+    max_patches: int | None = None
+    do_pan_and_scan: bool | None = None
 
 
 @dataclass
@@ -43,6 +55,7 @@ class PreparedBatch:
     inputs: list[Any]
     prompts: list[str]
     unbatched: bool = False  # the processor would not pad on the left: one request per generate call
+    image_tokens: list[int] | None = None  # per request: the image positions the language model reads
 
 
 class HFImageTextToText(Adapter):
@@ -69,7 +82,9 @@ class HFImageTextToText(Adapter):
             raise MMBenchError(f"{args.pretrained!r}: its processor {type(self.processor).__name__} has no tokenizer; "
                                f"it is not an image-text-to-text model")
         self.resolved_revision = getattr(self.model.config, "_commit_hash", None)
-        self.dtype = next(self.model.parameters()).dtype
+        # the language model's dtype: some wrappers keep parts in fp32 (InstructBLIP's Q-Former and queries)
+        embeddings = self.model.get_input_embeddings()
+        self.dtype = embeddings.weight.dtype if embeddings is not None else next(self.model.parameters()).dtype
         self.input_device = self.model.device if args.device_map else self.device
         # Batched generation needs prompts padded on the left, so new tokens follow every prompt directly.
         self.tokenizer.padding_side = "left"
@@ -87,7 +102,11 @@ class HFImageTextToText(Adapter):
             getattr(self.model.config, "text_config", None), "is_encoder_decoder", False))
         self.template: ChatTemplate = resolve_chat_template(args.chat_template, self.processor)
         self.prompts = PromptBuilder(self.processor, self.template, args.prompt_format, args.system_prompt,
-                                     detect_image_slots(self.processor, self.model.config.model_type))
+                                     detect_image_slots(self.processor, self.model.config.model_type, {
+                                         k: v for k, v in self.family_options.items()
+                                         if vlm_families.OPTIONS[k].per_call}))
+        self.multi_image = (self.model_family.multi_image if self.model_family is not None else
+                            vlm_families.ONE if self.prompts.slots.name == "processor" else vlm_families.INTERLEAVED)
         # prepare() runs in the prefetch thread while generate() decodes: a Rust tokenizer must not be
         # reconfigured (padding) while another thread uses it ("Already borrowed"), so both take this lock.
         self._tokenizer_lock = threading.Lock()
@@ -95,6 +114,22 @@ class HFImageTextToText(Adapter):
 
     # -- loading ----------------------------------------------------------------------------------
     def _load(self, args: HFVLMArgs) -> tuple[Any, Any]:
+        import transformers
+
+        model_type = read_model_type(args.pretrained, revision=args.revision)
+        self.model_family = vlm_families.family_of(model_type)
+        what = repr(args.pretrained)
+        if self.model_family is not None:
+            vlm_families.check_transformers(self.model_family, transformers.__version__, what)
+        expected = args.family.split("|")
+        if args.family != "auto" and model_type is not None and (
+                self.model_family is None or self.model_family.name not in expected):
+            fix = f"use {self.model_family.preset}" if self.model_family else "use hf-vlm"
+            raise MMBenchError(f"{self.name} expects a {' or '.join(expected)} model; {what} is {model_type}: "
+                               f"{fix}")
+        self.family_options = vlm_families.processor_options(
+            self.model_family, {k: getattr(args, k) for k in vlm_families.OPTIONS}, what)
+
         def check(processor: Any) -> None:
             if getattr(processor, "image_processor", None) is None:
                 raise MMBenchError(f"{args.pretrained!r}: AutoProcessor gave {type(processor).__name__}, which has "
@@ -104,7 +139,8 @@ class HFImageTextToText(Adapter):
         processor, model = load_pretrained(
             args.pretrained, revision=args.revision, trust_remote_code=args.trust_remote_code, dtype=args.dtype,
             model_class=lambda config: self._model_class(args, config), check_processor=check,
-            device_map=args.device_map, attn_implementation=args.attn_implementation)
+            device_map=args.device_map, attn_implementation=args.attn_implementation,
+            processor_kwargs=self.family_options, config_overrides=self.family_options)
         if not args.device_map:
             model.to(self.device)
         model.eval()
@@ -150,7 +186,27 @@ class HFImageTextToText(Adapter):
                 "dtype": str(self.dtype).replace("torch.", ""), **self.prompts.describe(),
                 "padding_side": self.tokenizer.padding_side, "pad_token_policy": self.pad_token_policy,
                 "eos_token_ids": self.eos_token_ids, "batching": batching,
-                "generation_defaults": self._generation_defaults()}
+                "generation_defaults": self._generation_defaults(),
+                "model_family": None if self.model_family is None else self.model_family.name,
+                "family_preset": None if self.model_family is None else self.model_family.preset,
+                "family_options": self._effective_options(), "multi_image": self.multi_image}
+
+    def _effective_options(self) -> dict:
+        """The family options in force: those set, else the processor's call defaults, else the image
+        processor's (the checkpoint's) settings."""
+        image_processor = getattr(self.processor, "image_processor", None)
+        names = self.model_family.options if self.model_family is not None else ()
+        call_defaults = getattr(type(self.processor), "images_kwargs", None)  # transformers 5: a class dict
+        call_defaults = call_defaults if isinstance(call_defaults, dict) else {}
+        out = {}
+        for k in names:
+            if k in self.family_options:
+                out[k] = self.family_options[k]
+            elif vlm_families.OPTIONS[k].per_call and k in call_defaults:
+                out[k] = call_defaults[k]
+            else:
+                out[k] = getattr(image_processor, k, None)
+        return out
 
     @property
     def family(self) -> str:
@@ -163,6 +219,12 @@ class HFImageTextToText(Adapter):
         cfg = self.model.generation_config.to_diff_dict()
         return {k: cfg[k] for k in keep if k in cfg}
 
+    def fingerprint_args(self) -> dict:
+        # the family check changes no output, and an unset family option is the checkpoint's own setting
+        args = super().fingerprint_args()
+        args.pop("family", None)
+        return {k: v for k, v in args.items() if not (k in vlm_families.OPTIONS and v is None)}
+
     def fingerprint(self) -> str:
         # A template file's text can change under the same path: its hash is part of the fingerprint.
         return fingerprint([super().fingerprint(), self.template.source, self.template.digest])
@@ -170,6 +232,8 @@ class HFImageTextToText(Adapter):
     # -- the protocol -----------------------------------------------------------------------------
     def prepare(self, requests: Sequence[GenerationRequest], config: GenerationConfig) -> PreparedBatch:
         """Render prompts and run the processor (CPU only; never touches the model)."""
+        for r in requests:
+            self._check_images(r)
         prompts = [self.prompts.render(r) for r in requests]
         with self._tokenizer_lock:
             inputs = [self.prompts.encode(prompts, requests)]
@@ -178,7 +242,38 @@ class HFImageTextToText(Adapter):
                 # A pad after a real token shifts what follows it, so the text would depend on the batch: a
                 # processor that will not pad on the left gets one request per generate call instead.
                 inputs = [self.prompts.encode([p], [r]) for p, r in zip(prompts, requests)]
-        return PreparedBatch(inputs=inputs, prompts=prompts, unbatched=unbatched)
+        counts = [n for part in inputs for n in self._image_token_counts(part)]
+        return PreparedBatch(inputs=inputs, prompts=prompts, unbatched=unbatched, image_tokens=counts)
+
+    def _check_images(self, request: GenerationRequest) -> None:
+        """Refuse, in one line, images a family cannot take: several for one-image families, images inside the
+        text for families that only take them in front."""
+        n, label = len(request.images), (self.model_family.preset if self.model_family else self.name)
+        if self.multi_image == vlm_families.ONE and n > 1:
+            raise MMBenchError(f"{label} takes one image per prompt, got {n}: use a task with one image per item "
+                               f"(images: first) or a multi-image model")
+        if self.multi_image != vlm_families.INTERLEAVED and n and not request.images_in_front():
+            raise MMBenchError(f"{label} takes its images in front of the prompt only; this prompt places them "
+                               f"inside the text: send them in front (images: all) or use a model that "
+                               f"interleaves images")
+
+    def _image_token_counts(self, batch: Any) -> list[int]:
+        """Per row: the image positions the language model reads (inline image tokens), or for cross-attention
+        models the vision tokens it attends to (tiles x tokens per tile; Idefics v1: resampler latents)."""
+        ids = batch["input_ids"]
+        image_id = vlm_attention.image_token_id(self.model)
+        if image_id is None:
+            image_id = getattr(self.processor, "image_token_id", None)
+        per_row = (ids == image_id).sum(dim=1).tolist() if image_id is not None else [0] * len(ids)
+        if "aspect_ratio_mask" in batch:  # Llama 3.2 Vision: each tile's patches (+ class token) are cross-attended
+            vision = self.model.config.vision_config
+            per_tile = (vision.image_size // vision.patch_size) ** 2 + 1
+            return [int(tiles) * per_tile for tiles in batch["aspect_ratio_mask"].flatten(1).sum(1).tolist()]
+        if "image_attention_mask" in batch:  # Idefics v1: each image marker stands for the resampler's latents
+            perceiver = getattr(self.model.config, "perceiver_config", None)
+            latents = getattr(perceiver, "resampler_n_latents", 1) if self.model.config.use_resampler else 1
+            return [n * latents for n in per_row]
+        return [int(n) for n in per_row]
 
     def generate(self, prepared: PreparedBatch, config: GenerationConfig) -> list[Generation]:
         kwargs = self._generate_kwargs(config)
@@ -190,13 +285,15 @@ class HFImageTextToText(Adapter):
         with self._tokenizer_lock:
             texts = self.tokenizer.batch_decode(ids, skip_special_tokens=True)
         results = []
-        for prompt, text, row in zip(prepared.prompts, texts, ids):
+        image_tokens = prepared.image_tokens or [None] * len(ids)
+        for prompt, text, row, n_image in zip(prepared.prompts, texts, ids, image_tokens):
             text = truncate_at_stop(text, config.stop).strip()
             events = (("empty_generation",) if not text else ()) + (("unbatched_request",) if prepared.unbatched
                                                                     else ())
             n = self._count_new_tokens(row)
             kept = row[:n + (1 if self.is_encoder_decoder else 0)]  # up to and including EOS: no batch padding
-            results.append(Generation(text=text, prompt_sent=prompt, extra={"new_tokens": n},
+            extra = {"new_tokens": n, **({"image_tokens": n_image} if n_image is not None else {})}
+            results.append(Generation(text=text, prompt_sent=prompt, extra=extra,
                                       token_ids=tuple(kept) if greedy else (), events=events))
         return results
 
@@ -210,8 +307,6 @@ class HFImageTextToText(Adapter):
         the requests' greedy generations (``Generation.token_ids``), reused instead of generating again."""
         from dataclasses import replace
 
-        from mmbench.adapters import vlm_attention
-
         measure = None if self.is_encoder_decoder else vlm_attention.measure_name(self.model)
         if measure is None:
             raise MMBenchError(f"{type(self.model).__name__}: no attention probe for this architecture")
@@ -223,8 +318,9 @@ class HFImageTextToText(Adapter):
             rows = len(inputs["input_ids"])
             new_ids = [list(t) for t in token_ids[start:start + rows]] if reuse else self._generate_ids(part, kwargs)
             start += rows
-            values = vlm_attention.image_attention(self.model, inputs, new_ids, self.eos_token_ids,
-                                                   self.tokenizer.pad_token_id)
+            values = vlm_attention.image_attention(
+                self.model, inputs, new_ids, self.eos_token_ids, self.tokenizer.pad_token_id,
+                new_token_type=self.model_family.generated_token_type if self.model_family else 0)
             out += [{"measure": measure, "value": v} for v in values]
         return out
 
@@ -299,13 +395,14 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
     return text if cut < 0 else text[:cut]
 
 
-# Family presets: only the prompt layout used when a checkpoint has no chat template differs. The
-# llava-hf, Idefics2/3 and most recent checkpoints ship a chat template, which takes precedence.
-LLAVA = ModelPreset("hf-vlm", {"prompt_format": "USER: {image}\n{prompt} ASSISTANT:"},
-                    "LLaVA-family models (LLaVA-1.5, LLaVA-NeXT, ...); LLaVA-1.5 prompt layout without a template")
-IDEFICS = ModelPreset("hf-vlm", {"prompt_format": "User:{image}{prompt}<end_of_utterance>\nAssistant:"},
-                      "Idefics (v1 Flamingo-style, Idefics2/3); the idefics-instruct layout without a template")
-BLIP2 = ModelPreset("hf-vlm", {"prompt_format": "Question: {prompt} Answer:"},
-                    "BLIP-2 (OPT or Flan-T5 language model); the BLIP-2 VQA prompt layout")
+def _preset(family: vlm_families.Family) -> ModelPreset:
+    accepted = "|".join((family.name, *family.also_accepts))
+    return ModelPreset("hf-vlm", {"family": accepted, **(family.preset_args or {})}, family.description,
+                       family=family.name)
 
-__all__ = ["HFVLMArgs", "HFImageTextToText", "PreparedBatch", "truncate_at_stop", "LLAVA", "IDEFICS", "BLIP2"]
+
+# One preset per family (registered by name in mmbench/registry.py); a checkpoint's chat template takes
+# precedence over a preset's prompt_format.
+PRESETS: dict[str, ModelPreset] = {f.preset: _preset(f) for f in vlm_families.FAMILIES}
+
+__all__ = ["HFVLMArgs", "HFImageTextToText", "PreparedBatch", "truncate_at_stop", "PRESETS"]

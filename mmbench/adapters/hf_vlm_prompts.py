@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from mmbench.capabilities import GenerationRequest
+from mmbench.capabilities import IMAGE_MARKER, GenerationRequest
 from mmbench.errors import MMBenchError
 
 PROMPT = "{prompt}"
@@ -62,8 +62,9 @@ class ImageSlots:
     name: ClassVar[str] = "inline"
     placeholder_separator: ClassVar[str] = "\n"  # after the images when prompt_format has no {image}
 
-    def __init__(self, processor: Any) -> None:
+    def __init__(self, processor: Any, call_kwargs: dict | None = None) -> None:
         self.processor = processor
+        self.call_kwargs = dict(call_kwargs or {})  # family options the processor takes with each call
         token = getattr(processor, "image_token", None)  # a str, or an AddedToken (BLIP-2)
         self.image_token: str | None = getattr(token, "content", token) or None
 
@@ -78,11 +79,14 @@ class ImageSlots:
                                f"image(s); fix the chat template or prompt_format")
 
     def encode(self, texts: list[str], images: list[list[Any]], add_special_tokens: bool | None) -> Any:
-        kwargs: dict[str, Any] = {"padding": True, "padding_side": "left", "return_tensors": "pt"}
+        kwargs: dict[str, Any] = {"padding": True, "padding_side": "left", "return_tensors": "pt",
+                                  **self.call_kwargs}
         if add_special_tokens is not None:
             kwargs["add_special_tokens"] = add_special_tokens
         has_images = any(images)
-        return self.processor(text=texts, images=images if has_images else None, **kwargs)
+        batch = self.processor(text=texts, images=images if has_images else None, **kwargs)
+        batch.pop("labels", None)  # PaliGemma's processor always adds training labels; generate takes none
+        return batch
 
 
 class ProcessorSlots(ImageSlots):
@@ -95,7 +99,7 @@ class ProcessorSlots(ImageSlots):
         return ""
 
     def encode(self, texts: list[str], images: list[list[Any]], add_special_tokens: bool | None) -> Any:
-        return pads_first(super().encode(texts, images, add_special_tokens))
+        return qformer_pads_last(pads_first(super().encode(texts, images, add_special_tokens)))
 
     def check(self, text: str, n_images: int) -> None:
         if n_images != 1:
@@ -133,6 +137,26 @@ def pads_first(batch: Any) -> Any:
     return batch
 
 
+def qformer_pads_last(batch: Any) -> Any:
+    """Move the padding of InstructBLIP's Q-Former text behind its tokens.
+
+    The processor pads the Q-Former's instruction on the side it pads the LM's text (left, for batched
+    generation); the Q-Former's BERT takes absolute positions from 0, so left pads would shift them and the
+    output would change with the batch (measured: 14 of 16 requests). Pads at the end leave every real token
+    at its own position, as one request alone has it."""
+    import torch
+
+    mask = batch.get("qformer_attention_mask")
+    if mask is None or bool((mask[:, :-1] >= mask[:, 1:]).all()):
+        return batch
+    order = torch.argsort(1 - mask, dim=1, stable=True)
+    for key in ("qformer_input_ids", "qformer_attention_mask", "qformer_token_type_ids"):
+        value = batch.get(key)
+        if isinstance(value, torch.Tensor) and value.shape == mask.shape:
+            batch[key] = torch.gather(value, 1, order)
+    return batch
+
+
 class InterleavedSlots(ImageSlots):
     """Idefics v1 takes each prompt as a list of text pieces and images; it adds BOS and the tokens around
     each image. The rendered text is split at the image token and the images are put in its place."""
@@ -140,8 +164,8 @@ class InterleavedSlots(ImageSlots):
     name = "interleaved"
     placeholder_separator = ""
 
-    def __init__(self, processor: Any) -> None:
-        super().__init__(processor)
+    def __init__(self, processor: Any, call_kwargs: dict | None = None) -> None:
+        super().__init__(processor, call_kwargs)
         self.image_token = self.image_token or "<image>"
 
     def check(self, text: str, n_images: int) -> None:
@@ -170,15 +194,16 @@ class InterleavedSlots(ImageSlots):
         return self.processor(text=samples, padding="longest", padding_side="left", return_tensors="pt")
 
 
-def detect_image_slots(processor: Any, model_type: str) -> ImageSlots:
-    """Pick the strategy from the processor (and Idefics v1's model type, whose processor API is unique)."""
+def detect_image_slots(processor: Any, model_type: str, call_kwargs: dict | None = None) -> ImageSlots:
+    """Pick the strategy from the processor (and Idefics v1's model type, whose processor API is unique);
+    ``call_kwargs``: family options passed with every processor call."""
     if model_type == "idefics" or type(processor).__name__ == "IdeficsProcessor":
-        return InterleavedSlots(processor)
+        return InterleavedSlots(processor, call_kwargs)
     if getattr(processor, "num_query_tokens", None) is not None:
-        return ProcessorSlots(processor)
+        return ProcessorSlots(processor, call_kwargs)
     if getattr(processor, "image_token", None):
-        return ImageSlots(processor)
-    return ProcessorSlots(processor)
+        return ImageSlots(processor, call_kwargs)
+    return ProcessorSlots(processor, call_kwargs)
 
 
 class PromptBuilder:
@@ -203,7 +228,11 @@ class PromptBuilder:
             messages: list[dict] = []
             if system:
                 messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
-            content = [{"type": "image"} for _ in range(n)] + [{"type": "text", "text": request.prompt}]
+            if request.interleaved:  # each image where its marker stands
+                content = [{"type": "image"} if isinstance(p, int) else {"type": "text", "text": p}
+                           for p in request.parts()]
+            else:
+                content = [{"type": "image"} for _ in range(n)] + [{"type": "text", "text": request.prompt}]
             messages.append({"role": "user", "content": content})
             try:
                 text = self.processor.apply_chat_template(messages, chat_template=self.template.text,
@@ -213,12 +242,18 @@ class PromptBuilder:
                                    f"chat_template=none with a prompt_format") from exc
         else:
             # one pass over the format (not str.format): prompts and formats may hold other braces
-            values = {PROMPT: request.prompt, IMAGE: self.slots.placeholder(n), SYSTEM: system or ""}
+            prompt, front = request.prompt, self.slots.placeholder(n)
+            if request.interleaved:  # the images go where the prompt marks them, not where {image} stands
+                prompt, front = prompt.replace(IMAGE_MARKER, self.slots.placeholder(1)), ""
+            values = {PROMPT: prompt, IMAGE: front, SYSTEM: system or ""}
             text = _PLACEHOLDERS.sub(lambda m: values[m.group(0)], self.prompt_format)
-            if IMAGE not in self.prompt_format and n and self.slots.placeholder(n):
+            if IMAGE not in self.prompt_format and n and front:
                 text = self.slots.placeholder(n) + self.slots.placeholder_separator + text
             if system and SYSTEM not in self.prompt_format:
-                text = f"{system}\n{text}"
+                # in front of the text; after the images where the format opens with them (PaliGemma's prefix
+                # must start with its image tokens)
+                lead = front if front and self.prompt_format.startswith(IMAGE) else ""
+                text = f"{lead}{system}\n{text[len(lead):]}"
         self.slots.check(text, n)
         return text
 

@@ -27,6 +27,8 @@ class OpenCLIPArgs(ModelArgs):
 
 
 class OpenCLIP(Adapter):
+    """open_clip dual encoders: an architecture with a pretrained tag, a local checkpoint or an hf-hub: repo."""
+
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.EMBED})
     Args: ClassVar[type] = OpenCLIPArgs
     default_batch_size = 64

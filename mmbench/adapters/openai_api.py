@@ -255,8 +255,12 @@ class OpenAIChat(Adapter):
 
     # -- the capability ---------------------------------------------------------------------------------
     def messages(self, request: GenerationRequest) -> list[dict]:
-        content = [{"type": "image_url", "image_url": {"url": encode_image(img)}} for img in request.images]
-        content.append({"type": "text", "text": request.prompt})
+        if request.interleaved:  # text and images in the order the prompt places them
+            content = [{"type": "image_url", "image_url": {"url": encode_image(request.images[p])}}
+                       if isinstance(p, int) else {"type": "text", "text": p} for p in request.parts()]
+        else:
+            content = [{"type": "image_url", "image_url": {"url": encode_image(img)}} for img in request.images]
+            content.append({"type": "text", "text": request.prompt})
         system = [{"role": "system", "content": request.system}] if request.system else []
         return [*system, {"role": "user", "content": content}]
 

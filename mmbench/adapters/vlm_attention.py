@@ -2,9 +2,9 @@
 
 - Inline image tokens (LLaVA-style): the share of attention mass that the positions producing each generated
   token put on the image-token positions, averaged over layers, heads and generated tokens (eager attention).
-- Gated cross-attention (Flamingo-style, Idefics v1): the size of what the gated cross-attention blocks add
-  to the residual stream, ||block output - block input|| / ||block input||, averaged over blocks and the
-  positions producing generated tokens.
+- Gated cross-attention (Flamingo-style: Idefics v1, Llama 3.2 Vision): the size of what the gated
+  cross-attention blocks add to the residual stream, ||block output - block input|| / ||block input||,
+  averaged over blocks and the positions producing generated tokens.
 
 The two measures are not comparable with each other; each result names its measure. The answer is
 generated again greedily for the measurement, so this costs one extra generation per item.
@@ -21,11 +21,14 @@ GATE = "xattn_gate_ratio"
 
 
 def _gated_layers(model: Any) -> list[Any]:
+    """Idefics v1's gated_cross_attn_layers, or the decoder layers that cross-attend to the image (Mllama's
+    MllamaCrossAttentionDecoderLayer: gated cross-attention and gated MLP, like a Flamingo block)."""
     inner = getattr(model, "model", model)
-    return list(getattr(inner, "gated_cross_attn_layers", None) or [])
+    own = list(getattr(inner, "gated_cross_attn_layers", None) or [])
+    return own or [m for m in model.modules() if type(m).__name__.endswith("CrossAttentionDecoderLayer")]
 
 
-def _image_token_id(model: Any) -> int | None:
+def image_token_id(model: Any) -> int | None:
     cfg = model.config
     for key in ("image_token_id", "image_token_index"):
         if getattr(cfg, key, None) is not None:
@@ -37,14 +40,16 @@ def measure_name(model: Any) -> str | None:
     """The measure this model supports, or None."""
     if _gated_layers(model):
         return GATE
-    if _image_token_id(model) is not None:
+    if image_token_id(model) is not None:
         return SHARE
     return None
 
 
-def image_attention(model: Any, inputs: dict, new_ids: list[list[int]], eos_ids: list[int], pad_id: int | None) -> list[float]:
+def image_attention(model: Any, inputs: dict, new_ids: list[list[int]], eos_ids: list[int], pad_id: int | None,
+                    new_token_type: int = 0) -> list[float]:
     """One value per row of ``inputs`` (a left-padded processor batch on the model's device) whose greedy
-    continuations are ``new_ids``."""
+    continuations are ``new_ids``. ``new_token_type``: the token type of generated tokens where the inputs
+    carry token_type_ids (Gemma 3 marks image tokens 1, text 0; PaliGemma marks its causal suffix 1)."""
     import torch
 
     measure = measure_name(model)
@@ -67,15 +72,20 @@ def image_attention(model: Any, inputs: dict, new_ids: list[list[int]], eos_ids:
     for r, n in enumerate(lengths):
         gen_mask[r, :n] = 1
     feed = dict(inputs, input_ids=ids, attention_mask=torch.cat([inputs["attention_mask"], gen_mask], dim=1))
-    if "image_attention_mask" in feed:  # Idefics: new tokens see the images the last prompt token sees
-        iam = feed["image_attention_mask"]
-        feed["image_attention_mask"] = torch.cat([iam, iam[:, -1:, :].repeat(1, width, 1)], dim=1)
+    for key in ("image_attention_mask", "cross_attention_mask"):  # new tokens see the images the last prompt
+        if key in feed:                                            # token sees (Idefics v1, Mllama)
+            mask = feed[key]
+            feed[key] = torch.cat([mask, mask[:, -1:].repeat(1, width, *([1] * (mask.dim() - 2)))], dim=1)
+    for key in ("token_type_ids", "mm_token_type_ids"):
+        if key in feed and feed[key].shape == prompt.shape:
+            feed[key] = torch.cat([feed[key], torch.full_like(new, new_token_type if key == "token_type_ids"
+                                                               else 0)], dim=1)
     # the positions whose outputs are the generated tokens: the last prompt position onwards
     rows = [list(range(plen - 1, plen - 1 + n)) for n in lengths]
     with torch.inference_mode():
         if measure == GATE:
             return _gate_ratio(model, feed, rows)
-        return _attention_share(model, feed, rows, ids == _image_token_id(model))
+        return _attention_share(model, feed, rows, ids == image_token_id(model))
 
 
 def _gate_ratio(model: Any, feed: dict, rows: list[list[int]]) -> list[float]:
@@ -110,7 +120,9 @@ def _attention_share(model: Any, feed: dict, rows: list[list[int]], is_image: An
         out = model(**feed, output_attentions=True)
     finally:
         model.set_attn_implementation(before)
-    attentions = [a for a in (out.attentions or ()) if a is not None]
+    # wrappers (BLIP-2, InstructBLIP) return their language model's outputs inside their own
+    own = getattr(out, "attentions", None) or getattr(getattr(out, "language_model_outputs", None), "attentions", None)
+    attentions = [a for a in (own or ()) if a is not None]
     if not attentions:
         raise MMBenchError(f"{type(model).__name__} returned no attention weights")
     # [layers, batch, heads, query, key] -> mass on image keys per (batch, query), mean over layers and heads

@@ -183,17 +183,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     from mmbench.registry import DATA_FORMATS, METRICS, MODELS, TASK_KINDS
 
     if args.what == "models":
-        from mmbench.adapters import capabilities_of
+        from mmbench.adapters import capabilities_of, summary
         from mmbench.specs import ModelSpec
 
         rows = []
         for name in MODELS.names():
             try:
                 caps = ", ".join(sorted(c.value for c in capabilities_of(ModelSpec(name))))
+                description, family = summary(name)
             except MMBenchError as exc:  # e.g. an extra that is not installed
-                caps = f"(unavailable: {exc})"
-            rows.append([name, caps])
-        print(tabulate(rows, headers=["model", "capabilities"], tablefmt="github"))
+                caps, description, family = f"(unavailable: {exc})", "", ""
+            rows.append([name, family or "-", caps, description])
+        print(tabulate(rows, headers=["model", "family", "capabilities", "description"], tablefmt="github"))
     elif args.what in ("tasks", "suites"):
         from mmbench.tasks.catalog import TaskCatalog
 

@@ -276,11 +276,12 @@ def _mmmu_rows(ds: Any, source: str, ctx: DataContext) -> list[dict]:
         if fields.get("question_type") == "open":
             options = []
         wanted = mmmu_image_numbers(question, options) or [1]
-        images = [HFRef(ds, f"image_{k}", n) for k in wanted if f"image_{k}" in present and present[f"image_{k}"][n]]
+        numbers = [k for k in wanted if f"image_{k}" in present and present[f"image_{k}"][n]]
         subject = subject_of(qid)
         rec = {"id": str(qid), "question_id": str(qid), "question": question, "options": options,
                "answer": None if is_missing(answer) or str(answer).strip() == "?" else answer,
-               "images": images, "subject": subject}
+               "images": [HFRef(ds, f"image_{k}", n) for k in numbers], "image_numbers": numbers,
+               "subject": subject}
         if subject in DISCIPLINE_OF:
             rec["discipline"] = DISCIPLINE_OF[subject]
         rec.update({k: v for k, v in fields.items() if v is not None})

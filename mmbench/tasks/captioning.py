@@ -13,7 +13,7 @@ import numpy as np
 from mmbench.errors import MMBenchError
 from mmbench.metrics.api import CAPTIONS
 from mmbench.tasks.base import ScoreReport
-from mmbench.tasks.generative import GenerativeConfig, GenerativeTask
+from mmbench.tasks.generative import GenerativeConfig, GenerativeTask, image_tokens_of
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class ImageCaptioning(GenerativeTask):
         for i, (it, o) in enumerate(zip(items, outputs)):
             sample = {"prompt_sent": None if o is None else o["prompt_sent"],
                       "generation": None if o is None else o["generation"], "caption": preds[i],
-                      "references": targets[i]["captions"]}
+                      "references": targets[i]["captions"], **image_tokens_of(o)}
             for r in reports:
                 sample.update({k: v[i] for k, v in r.per_item.items()})
             samples[it["id"]] = sample

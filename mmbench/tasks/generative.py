@@ -144,4 +144,16 @@ class GenerativeTask(Task):
         # the events travel with each output (and its cache entry): the runner sums them into the result's
         # counters; greedy token ids let an attention probe re-read the generation without generating again
         return [{"generation": g.text, "prompt_sent": g.prompt_sent, "events": list(g.events),
-                 **({"token_ids": list(g.token_ids)} if g.token_ids else {})} for g in gens]
+                 **({"token_ids": list(g.token_ids)} if g.token_ids else {}), **image_tokens(g)} for g in gens]
+
+
+def image_tokens(generation: Any) -> dict:
+    """``{"image_tokens": n}`` when the adapter counted the image positions its language model read (written to
+    the samples log: the families' image-token arithmetic differs, and a wrong count is a silent error)."""
+    n = (generation.extra or {}).get("image_tokens")
+    return {} if n is None else {"image_tokens": n}
+
+
+def image_tokens_of(output: dict | None) -> dict:
+    """The image-token count a task output carries (for its sample), or nothing."""
+    return {"image_tokens": output["image_tokens"]} if output and "image_tokens" in output else {}

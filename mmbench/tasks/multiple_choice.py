@@ -10,16 +10,18 @@ that reads the letter where the rule finds none, as MMBench's protocol uses a GP
 and replies are cached with each item and recorded in the samples. The default is rule-based and offline.
 
 Items: ``question``, ``options`` (list), ``answer`` (letter or 0-based index; for an open question the
-reference answer or list of answers), ``image`` or ``images`` (several: sent in order; ``images: first``
-sends only the first, the fallback for single-image models), optional ``hint`` and ``passes``.
+reference answer or list of answers), ``image`` or ``images`` (several: sent in front, in order; ``images:
+first`` sends only the first, the fallback for single-image models; ``images: interleaved`` puts each where the
+prompt's ``<image n>`` tag stands, ``image_numbers`` giving each image's n), optional ``hint`` and ``passes``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-from mmbench.capabilities import GenerationConfig, GenerationRequest
+from mmbench.capabilities import IMAGE_MARKER, GenerationConfig, GenerationRequest
 from mmbench.data.images import load_image
 from mmbench.errors import ItemError, MMBenchError
 from mmbench.metrics import choice, mmmu
@@ -27,9 +29,11 @@ from mmbench.metrics.api import CHOICES
 from mmbench.metrics.choice_metrics import read_pass
 from mmbench.specs import ModelNeed
 from mmbench.tasks.base import Batch, ScoreReport, decode_each, fill_prompt, template_fields
-from mmbench.tasks.generative import GenerativeConfig, GenerativeTask
+from mmbench.tasks.generative import GenerativeConfig, GenerativeTask, image_tokens
 
-IMAGE_MODES = ("all", "first", "none")
+IMAGE_MODES = ("all", "first", "none", "interleaved")
+# MMMU's image references in questions and options; with images: interleaved each becomes its image's place
+IMAGE_TAG = re.compile(r"<image (\d+)>")
 # Written for mmbench after the structure of VLMEvalKit's judge prompt (role, task, two examples, the item).
 JUDGE_PROMPT = (
     "You grade answers to multiple-choice questions. Given a question, its options and an answer written in "
@@ -51,7 +55,7 @@ class MultipleChoiceConfig(GenerativeConfig):
     option_format: str = "{letter}. {option}"
     option_separator: str = "\n"
     circular: bool = False
-    images: str = "all"  # all | first | none
+    images: str = "all"  # all (in front) | first | none | interleaved (each where its <image n> tag stands)
     judge: Mapping[str, Any] | None = None  # {model: NAME, args: {key: value}}
     max_new_tokens: int = 16
 
@@ -137,8 +141,11 @@ class MultipleChoice(GenerativeTask):
         requests, counts = [], []
         for it, imgs in zip(ok, images):
             passes = self.passes(it)
-            requests += [GenerationRequest(prompt=self.prompt_for(it, p["options"]), images=imgs,
-                                           system=self.config.system) for p in passes]
+            for p in passes:
+                prompt, own = self.prompt_for(it, p["options"]), imgs
+                if self.config.images == "interleaved":
+                    prompt, own = interleave(prompt, imgs, it.get("image_numbers"))
+                requests.append(GenerationRequest(prompt=prompt, images=own, system=self.config.system))
             counts.append(len(passes))
         payload = model.prepare(requests, self.generation_config()) if requests else None
         return Batch(ok, (payload, counts), failed)
@@ -152,7 +159,7 @@ class MultipleChoice(GenerativeTask):
         for it, n in zip(batch.items, counts):
             own = gens[start:start + n]
             start += n
-            outputs.append({"passes": [{"text": g.text, "prompt_sent": g.prompt_sent} for g in own],
+            outputs.append({"passes": [{"text": g.text, "prompt_sent": g.prompt_sent, **image_tokens(g)} for g in own],
                             "events": [e for g in own for e in g.events]})
         if self.config.judge is not None:
             self.judge(batch.items, outputs)
@@ -243,3 +250,22 @@ class MultipleChoice(GenerativeTask):
                 str(it.get("question_id", it["id"])): choice.read_mmmu(a[0]["text"], it["options"], it["id"]).letter
                 if it["options"] else mmmu.parse_open(a[0]["text"]) for it, a in zip(items, answers)}}
         return {}
+
+
+def interleave(prompt: str, images: tuple, numbers: list[int] | None) -> tuple[str, tuple]:
+    """The prompt with each ``<image n>`` tag replaced by the place of image n (IMAGE_MARKER) and the images in
+    the order their places come (a tag used twice places its image twice, as VLMEvalKit's interleaved MMMU
+    prompt does); images no tag names go in front. ``numbers``: the tag number of each image (default 1..n)."""
+    index = {n: i for i, n in enumerate(numbers or range(1, len(images) + 1))}
+    order: list[int] = []
+
+    def place(match: re.Match) -> str:
+        i = index.get(int(match.group(1)))
+        if i is None or i >= len(images):
+            return match.group(0)  # an image the item does not have: the tag stays text
+        order.append(i)
+        return IMAGE_MARKER
+
+    text = IMAGE_TAG.sub(place, prompt)
+    unused = [i for i in range(len(images)) if i not in order]
+    return IMAGE_MARKER * len(unused) + text, tuple(images[i] for i in unused + order)
