@@ -208,6 +208,7 @@ for _name, _target in {
 
 for _name, _target in {
     "imagefolder": "mmbench.data.sources:load_imagefolder",
+    "wds": "mmbench.data.wds:load_wds",
     "hf": "mmbench.data.sources:load_hf",
     "jsonl": "mmbench.data.sources:load_jsonl",
     "coco-captions": "mmbench.data.sources:load_coco_captions",

@@ -23,6 +23,9 @@ class Throughput:
     items_per_s: float | None  # items / seconds of `basis`
     basis: str  # what the seconds are: "wall time of this invocation (N items computed)" or "model time ..."
     model_seconds: float  # summed per-item model time over all items (cached ones included)
+    # seconds from the start of this (model, task) (setup and data included, model loading not) to its first
+    # computed batch; None when nothing was computed (all resumed)
+    first_batch_s: float | None = None
 
 
 @dataclass

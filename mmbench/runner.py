@@ -29,7 +29,7 @@ from mmbench.monitor import MemoryMonitor
 from mmbench.provenance import environment, git_revision, mmbench_version
 from mmbench.results import RunResult, TaskResult, Throughput
 from mmbench.specs import ModelSpec, RunOptions, RunSpec
-from mmbench.execution import predict_batch, prepared_batches
+from mmbench.execution import ThreadPlan, plan_threads, predict_batch, prepared_batches
 from mmbench.store import Store, pack_stats
 from mmbench.tasks.base import RunContext, ScoreReport, Task, TaskContext
 from mmbench.tasks.catalog import build_task
@@ -257,7 +257,9 @@ class Runner:
             by_id = {it["id"]: it for it in items}
             mine = [by_id[i] for i in todo_ids[dist.rank::dist.world_size]]
             compute_start = time.perf_counter()
-            computed, failures = self.compute(task, adapter, mine, sizer, cache, keys, progress, model_name)
+            plan = self.thread_plan(adapter, task)
+            computed, failures, first_batch_at = self.compute(task, adapter, mine, sizer, cache, keys, progress,
+                                                              model_name, plan)
             gathered = dist.gather((computed, failures))
             compute_wall = time.perf_counter() - compute_start
             progress.close()
@@ -268,7 +270,9 @@ class Runner:
         peak_memory = mem.result(dist)  # every rank's, on rank 0
         if not dist.is_main:
             return None, None
-        throughput = self.throughput(outputs, len(todo_ids) - len(failures), compute_wall, sizer)
+        throughput = self.throughput(outputs, len(todo_ids) - len(failures), compute_wall, sizer, plan)
+        if first_batch_at is not None:
+            throughput.first_batch_s = round(first_batch_at - start, 4)
         notes = self.notes(task, items, report, failures, sizer)
         counters = count_events(o for o, _ in outputs.values())
         notes.extend(f"{key}: {value}" for key, value in counters.items())
@@ -323,21 +327,41 @@ class Runner:
             if dist.is_main else None
         return outputs, dist.broadcast(todo)
 
+    def thread_plan(self, adapter: Adapter, task: Task) -> ThreadPlan:
+        """Preparation threads and torch threads for this adapter's loop (--num-workers, --threads)."""
+        import torch
+
+        device = str(getattr(adapter, "device", "cpu"))
+        return plan_threads(self.options.num_workers, self.options.threads, not device.startswith("cpu"),
+                            task.input_bound, torch.get_num_threads())
+
     def compute(self, task: Task, adapter: Adapter, items: list[dict], sizer: BatchSizer, cache: Cache | None,
-                keys: "CacheKeys", progress: Any, model_name: str
-                ) -> tuple[dict[str, tuple[Any, float]], dict[str, str]]:
-        """This rank's items, batched with the next batch prepared ahead; outputs committed per batch."""
+                keys: "CacheKeys", progress: Any, model_name: str, plan: ThreadPlan
+                ) -> tuple[dict[str, tuple[Any, float]], dict[str, str], float | None]:
+        """This rank's items, batched, prepared ahead by ``plan.workers`` threads while torch computes with
+        ``plan.torch_threads``; outputs committed per batch. Also when the first batch was done."""
+        import torch
+
         computed: dict[str, tuple[Any, float]] = {}
         failures: dict[str, str] = {}
-        for batch in prepared_batches(task, adapter, items, sizer, self.options.prefetch):
-            done, failed = predict_batch(task, adapter, batch, sizer, model_name) if batch.items \
-                else ([], dict(batch.failed))
-            failures.update(failed)
-            if cache is not None and done:
-                cache.put_many(keys.model, keys.task, [(it["id"], out, sec) for it, out, sec in done])
-            computed.update({it["id"]: (out, sec) for it, out, sec in done})
-            progress.update((len(done) + len(failed)) * self.dist.world_size)
-        return computed, failures
+        first_batch_at: float | None = None
+        before = torch.get_num_threads()
+        torch.set_num_threads(plan.torch_threads)
+        try:
+            pin = str(getattr(adapter, "device", "cpu")).startswith("cuda")  # overlap the copy with the forward
+            for batch in prepared_batches(task, adapter, items, sizer, self.options.prefetch, plan.workers, pin):
+                done, failed = predict_batch(task, adapter, batch, sizer, model_name) if batch.items \
+                    else ([], dict(batch.failed))
+                failures.update(failed)
+                if cache is not None and done:
+                    cache.put_many(keys.model, keys.task, [(it["id"], out, sec) for it, out, sec in done])
+                computed.update({it["id"]: (out, sec) for it, out, sec in done})
+                progress.update((len(done) + len(failed)) * self.dist.world_size)
+                if first_batch_at is None and done:
+                    first_batch_at = time.perf_counter()
+        finally:
+            torch.set_num_threads(before)
+        return computed, failures, first_batch_at
 
     def merge(self, gathered: list, outputs: dict, failures: dict, cache: Cache | None, keys: "CacheKeys") -> None:
         """Rank 0: every rank's outputs and failures into ``outputs``/``failures``; the other ranks' outputs
@@ -348,13 +372,15 @@ class Runner:
             outputs.update(rank_computed)
             failures.update(rank_failures)
 
-    def throughput(self, outputs: dict, n_computed: int, compute_wall: float, sizer: BatchSizer) -> Throughput:
+    def throughput(self, outputs: dict, n_computed: int, compute_wall: float, sizer: BatchSizer,
+                   plan: ThreadPlan) -> Throughput:
         model_seconds = float(sum(s for _, s in outputs.values()))
         procs = f", {self.dist.world_size} processes" if self.dist.enabled else ""
         if n_computed > 0:
             return Throughput(n_computed / compute_wall if compute_wall > 0 else None,
                               f"wall time of this invocation over {n_computed} computed items (decode + "
-                              f"preprocess overlapped, batch size {sizer.describe()}{procs})", model_seconds)
+                              f"preprocess overlapped, batch size {sizer.describe()}{procs}, {plan.describe()})",
+                              model_seconds)
         return Throughput(len(outputs) / model_seconds if model_seconds > 0 else None,
                           "model time recorded in the cache (all items resumed)", model_seconds)
 

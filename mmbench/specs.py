@@ -184,7 +184,9 @@ class RunOptions:
     cache: bool = True
     seed: int = 0
     tags: tuple[str, ...] = ()
-    prefetch: int = 1  # batches prepared ahead of the model in a background thread
+    prefetch: int = 1  # batches queued ahead of the model beyond one per preparation thread
+    num_workers: int | None = None  # threads preparing batches; None: from the usable cores (execution.plan_threads)
+    threads: int | None = None  # torch's intra-op threads during the loop; None: the cores the workers leave
     show_progress: bool = True
     # False: a (model, task) that fails is recorded with its reason and the run goes on; True: stop there
     fail_fast: bool = False

@@ -179,3 +179,31 @@ def test_a_modern_family_in_bf16_gives_the_same_text_at_batch_sizes_1_and_3(caps
         assert_peak_on(result, GPU)
         samples = [json.loads(x) for x in (run_dir / result.files["samples"]).read_text().splitlines()]
         assert all(s["image_tokens"] > 0 for s in samples)
+
+
+def test_batches_for_a_gpu_model_are_pinned_and_give_the_same_embeddings(tmp_path_factory):
+    """The preparation threads page-lock the payload so the host-to-device copy overlaps the previous batch."""
+    import numpy as np
+
+    import tiny_models
+    from mmbench.adapters import load_model
+    from mmbench.batching import BatchSizer
+    from mmbench.execution import prepared_batches
+    from mmbench.specs import ModelSpec
+    from mmbench.tasks.base import Batch
+
+    folder = tiny_models.make_tiny_clip(tmp_path_factory.mktemp("gpu-clip"))
+    adapter = load_model(ModelSpec("hf-clip", {"pretrained": str(folder), "device": GPU}))
+    images = [tiny_models.draw(c, s) for c in tiny_models.COLOURS for s in tiny_models.SHAPES]
+
+    class Task:
+        def prepare(self, model, chunk):
+            return Batch(chunk, model.preprocess_images([images[it["n"]] for it in chunk]))
+
+    items = [{"id": str(n), "n": n} for n in range(len(images))]
+    pinned = list(prepared_batches(Task(), adapter, items, BatchSizer(size=4), 1, 2, pin=True))
+    plain = list(prepared_batches(Task(), adapter, items, BatchSizer(size=4), 1, 2, pin=False))
+    assert all(b.payload.is_pinned() for b in pinned) and not any(b.payload.is_pinned() for b in plain)
+    a = np.concatenate([adapter.embed_images(b.payload) for b in pinned])
+    b = np.concatenate([adapter.embed_images(b.payload) for b in plain])
+    assert np.array_equal(a, b)

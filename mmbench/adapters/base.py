@@ -103,14 +103,15 @@ def torch_dtype(name: str) -> Any:
 
 
 def inputs_to(inputs: Mapping[str, Any], device: Any, dtype: Any) -> dict:
-    """A processor's output ready for the model: tensors moved to ``device``, floating ones (pixels, audio
+    """A processor's output ready for the model: tensors moved to ``device`` (without blocking when the runner
+    page-locked them, so the copy overlaps the previous batch's compute), floating ones (pixels, audio
     features) cast to the model's ``dtype``; everything else passed through."""
     import torch
 
     out = {}
     for key, value in inputs.items():
         if isinstance(value, torch.Tensor):
-            value = value.to(device)
+            value = value.to(device, non_blocking=value.is_pinned())
             if value.is_floating_point():
                 value = value.to(dtype)
         out[key] = value

@@ -79,8 +79,9 @@ class HFDualEncoder(Adapter):
         return self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
 
     def embed_images(self, batch: Any) -> np.ndarray:
+        pixels = batch.to(self.device, self.dtype, non_blocking=batch.is_pinned())  # pinned: overlaps compute
         with self.torch.inference_mode():
-            out = self.model.get_image_features(pixel_values=batch.to(self.device, self.dtype))
+            out = self.model.get_image_features(pixel_values=pixels)
         return as_embedding(out).float().cpu().numpy()
 
     def truncated(self, texts: Sequence[str]) -> list[bool]:

@@ -84,7 +84,7 @@ class OpenCLIP(Adapter):
 
     def embed_images(self, batch: Any) -> np.ndarray:
         with self.torch.inference_mode():
-            out = self.model.encode_image(batch.to(self.device, self.dtype))
+            out = self.model.encode_image(batch.to(self.device, self.dtype, non_blocking=batch.is_pinned()))
         return out.float().cpu().numpy()
 
     def truncated(self, texts: Sequence[str]) -> list[bool]:

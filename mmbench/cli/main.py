@@ -80,8 +80,11 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fail-fast", action="store_true", help="stop at the first (model, task) that fails (default: "
                                                             "record it with its reason, go on, exit 1 at the end)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice; 1 is often faster "
-                                               "for small models on a busy machine)")
+    p.add_argument("--threads", type=positive_int, help="torch's CPU threads while a model runs (default: the usable "
+                                               "cores the preparation threads leave on a CPU run)")
+    p.add_argument("--num-workers", type=positive_int, help="threads decoding and preprocessing batches ahead of the "
+                                                   "model (default: a quarter of the usable cores on a CPU run, all "
+                                                   "but one with a GPU)")
     p.set_defaults(func=cmd_run)
 
 
@@ -114,12 +117,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         from mmbench.adapters.base import check_device
 
         check_device(args.device, "--device")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise MMBenchError(f"--threads must be >= 1, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
     model_args = parse_kv_args(args.model_args)
     alias = model_args.pop("alias", None)  # --model-args alias=NAME files the results under NAME
     if alias and len(model_names) > 1:
@@ -131,7 +128,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         options=RunOptions(batch_size=args.batch_size, limit=args.limit, device=args.device,
                            data_dir=args.data_dir, output_dir=args.output_dir, store=args.store,
                            cache=not args.no_cache, seed=args.seed, tags=tuple(args.tag),
-                           show_progress=not args.no_progress and sys.stderr.isatty(), fail_fast=args.fail_fast),
+                           show_progress=not args.no_progress and sys.stderr.isatty(), fail_fast=args.fail_fast,
+                           num_workers=args.num_workers, threads=args.threads),
         suite=suite_name)
     runner = Runner(spec.options, command=["mmbench", *sys.argv[1:]])
     run, run_dir = runner.run(spec, strict=suite_name is None)

@@ -101,6 +101,9 @@ class Task:
     requires: ClassVar[Capability]
     Config: ClassVar[type]
     default_batch_size: ClassVar[int] = 32
+    # True when preparing a batch (decoding, resizing) costs about as much as the model's work on it, as for
+    # embedding images: the runner then gives the CPU cores to preparation threads (execution.plan_threads)
+    input_bound: ClassVar[bool] = False
     # What the kind's outputs are, as metrics see them (mmbench.metrics.api), and the metrics a task file
     # of this kind reports when it lists none. Empty: the kind computes its own values (a probe).
     metric_inputs: ClassVar[str] = ""

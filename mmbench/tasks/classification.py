@@ -41,6 +41,7 @@ class ZeroShotClassification(Task):
     metric_inputs: ClassVar[str] = CLASS_SCORES
     default_metrics: ClassVar[tuple] = ("classification",)
     default_batch_size: ClassVar[int] = 64
+    input_bound: ClassVar[bool] = True  # image decoding and resizing cost as much as a small encoder
 
     def __init__(self, spec, ctx) -> None:
         super().__init__(spec, ctx)
@@ -71,6 +72,16 @@ class ZeroShotClassification(Task):
             names = [CLASS_NAME_TRANSFORMS[transform](n) for n in names]
         return names
 
+    def templates(self) -> list[str]:
+        """The task file's templates, else the data's own (a WebDataset's
+        zeroshot_classification_templates.txt), else the default."""
+        if "templates" not in self.spec.config and self.data.meta.get("templates"):
+            own = list(self.data.meta["templates"])
+            if any("{c}" not in t for t in own):
+                raise MMBenchError(f"task {self.name!r}: a template of the data lacks the {{c}} placeholder")
+            return own
+        return list(self.config.templates)
+
     def output_config(self) -> dict:
         # Per-item outputs are image embeddings: they depend on the model and the data only, so changing
         # the templates or class names reuses them (the class embeddings are cached under their own key).
@@ -78,14 +89,14 @@ class ZeroShotClassification(Task):
 
     def describe(self) -> dict:
         d = super().describe()
-        d["prompt_templates"] = list(self.config.templates)
+        d["prompt_templates"] = self.templates()
         d["n_classes"] = len(self.class_names())
         return d
 
     # -- steps ----------------------------------------------------------------------------------------
     def setup(self, model: Any, run: RunContext) -> None:
         super().setup(model, run)
-        names, templates = self.class_names(), self.config.templates
+        names, templates = self.class_names(), self.templates()
         n_data_classes = len(self.data.class_names or names)
         if len(names) != n_data_classes:
             raise MMBenchError(f"task {self.name!r}: {len(names)} class names for {n_data_classes} classes in the data")
@@ -134,7 +145,7 @@ class ZeroShotClassification(Task):
     def score(self, items: list[dict], outputs: list[dict | None]) -> ScoreReport:
         names = self.class_names()
         logits = self.logits(outputs)
-        note = f"{len(self.config.templates)} prompt template(s); {ENSEMBLE_VARIANT}; failed items count as misses"
+        note = f"{len(self.templates())} prompt template(s); {ENSEMBLE_VARIANT}; failed items count as misses"
         labels = [it.get("label") for it in items]
         reports = self.run_metrics(list(logits), labels, input_note=note)
         if any(isinstance(lab, (list, tuple)) for lab in labels):  # multilabel data

@@ -54,6 +54,7 @@ class EmbeddingProbe(WrappingTask):
     requires: ClassVar[Capability] = Capability.EMBED
     Config: ClassVar[type] = EmbeddingProbeConfig
     default_batch_size: ClassVar[int] = 64
+    input_bound: ClassVar[bool] = True  # image decoding and resizing cost as much as a small encoder
 
     def __init__(self, spec, ctx) -> None:
         super().__init__(spec, ctx)

@@ -24,6 +24,7 @@ class ImageTextRetrieval(Task):
     requires: ClassVar[Capability] = Capability.EMBED
     Config: ClassVar[type] = RetrievalConfig
     default_batch_size: ClassVar[int] = 64
+    input_bound: ClassVar[bool] = True  # image decoding and resizing cost as much as a small encoder
     metric_inputs: ClassVar[str] = EMBEDDINGS
     default_metrics: ClassVar[tuple] = ("recall_at_k",)
 
