@@ -176,7 +176,7 @@ class RunOptions:
     """How to run: batching, limits, where data comes from and where results go."""
 
     batch_size: int | str | None = None  # None: the task's default; "auto": largest that fits (batching.py)
-    limit: int | None = None
+    limit: int | float | None = None  # items per task: a count, or a fraction (0 < x < 1, rounded up)
     device: str | None = None
     data_dir: Path | None = None
     output_dir: Path = Path("mmbench-runs")

@@ -21,7 +21,7 @@ from mmbench.mini import prompts, shapes
 from mmbench.mini.train import cards, driver, evaluate, vlm
 from mmbench.mini.train import clip as clip_train
 
-SHIPPED = driver.DEFAULT_OUTPUT
+SHIPPED = driver.SHIPPED
 VLMS = {"mini-llava": LlavaForConditionalGeneration, "mini-flamingo": IdeficsForVisionText2Text,
         "mini-llava-blind": LlavaForConditionalGeneration}
 

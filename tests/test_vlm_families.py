@@ -320,9 +320,17 @@ def test_the_samples_log_records_image_tokens_per_item(folder, tmp_path, capsys)
 def test_list_models_shows_each_presets_family_and_description(cli):
     code, out, _ = cli("list", "models")
     assert code == 0
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in out.splitlines()
-            if line.startswith("| ") and "---" not in line}
+    rows: dict[str, list[str]] = {}
+    name = None
+    for line in out.splitlines():  # wrapped cells continue on lines whose first cell is empty
+        if not line.startswith("| ") or "---" in line:
+            continue
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if cells[0]:
+            name, rows[cells[0]] = cells[0], cells[1:]
+        else:
+            rows[name] = [f"{a} {b}".strip() for a, b in zip(rows[name], cells[1:])]
     assert rows["hf-qwen2.5-vl"][0] == "qwen2_5_vl" and rows["hf-qwen2.5-vl"][2].startswith("Qwen2.5-VL")
-    assert rows["hf-mllama"][0] == "mllama" and "cross-attention" in rows["hf-mllama"][2]
+    assert rows["hf-mllama"][0] == "mllama" and "cross-attention layers" in rows["hf-mllama"][2].replace("- ", "-")
     assert rows["mini-flamingo"][0] == "idefics"  # a preset of a preset: the nearest family
     assert rows["hf-vlm"][0] == "-" and rows["hf-vlm"][2]  # the adapter's own docstring

@@ -44,6 +44,46 @@ def nonnegative_int(text: str) -> int:
     return check(text)
 
 
+def _limit(text: str) -> int | float:
+    """--limit: a count (>= 1) or a fraction of each task's items (0 < x < 1, rounded up, as lm-eval does)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a count nor a fraction") from None
+    if 0 < value < 1:
+        return value
+    if value < 1 or value != int(value):
+        raise argparse.ArgumentTypeError(f"must be a count >= 1 or a fraction between 0 and 1, got {text}")
+    return int(value)
+
+
+# lm-evaluation-harness spellings: its underscores are accepted for every option (--model_args, --batch_size,
+# --include_path, --gen_kwargs, ...); these differ by more than the spelling
+LM_EVAL_RENAMES = {"--output_path": "--output-dir"}
+LM_EVAL_NO_OPS = {"--log_samples": "the samples are always written (samples_<task>.jsonl in the run folder)"}
+LM_EVAL_REFUSED = {"--num_fewshot": "mmbench evaluates zero-shot with each benchmark's own prompt; few-shot "
+                                    "examples are not supported"}
+
+
+def lm_eval_spellings(argv: list[str]) -> list[str]:
+    """argv with lm-eval's option spellings turned into mmbench's (a no-op flag dropped with a note on stderr;
+    a flag mmbench cannot honour refused in one line)."""
+    out = []
+    for token in argv:
+        name, eq, value = token.partition("=")
+        if not name.startswith("--") or "_" not in name:
+            out.append(token)
+            continue
+        if name in LM_EVAL_REFUSED:
+            raise MMBenchError(f"{name}: {LM_EVAL_REFUSED[name]}")
+        if name in LM_EVAL_NO_OPS:
+            print(f"mmbench: note: {name} is not needed: {LM_EVAL_NO_OPS[name]}", file=sys.stderr)
+            continue
+        name = LM_EVAL_RENAMES.get(name, name.replace("_", "-"))
+        out.append(name + eq + value)
+    return out
+
+
 def _csv(text: str | None) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 
@@ -61,8 +101,8 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
                                                      "name results are filed under), ...")
     p.add_argument("--batch-size", type=_batch_size, help="items per batch, or 'auto': start large and halve on "
                                                            "out-of-memory (default: the task's or model's default)")
-    p.add_argument("--limit", type=positive_int, help="evaluate only the first N items of each task (not comparable "
-                                             "to full-set scores)")
+    p.add_argument("--limit", type=_limit, help="evaluate only the first N items of each task, or a fraction of "
+                                       "them (0.1: the first 10%%, rounded up); not comparable to full-set scores")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--data-dir", type=Path, help="folder holding local copies of the tasks' data")
     p.add_argument("--output-dir", type=Path, default=Path("mmbench-runs"),
@@ -105,8 +145,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         missing = "--tasks" if model_names else "--model"
         raise MMBenchError(f"{missing} is missing: give both --model and --tasks, or --suite NAME "
                            f"(no arguments at all runs the built-in '{DEFAULT_SUITE}' suite)")
-    if args.limit is not None and args.limit < 1:
-        raise MMBenchError(f"--limit must be >= 1, got {args.limit}")
+    if args.limit is not None and args.limit <= 0:
+        raise MMBenchError(f"--limit must be a count >= 1 or a fraction between 0 and 1, got {args.limit}")
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise MMBenchError(f"--data-dir {args.data_dir} is not a folder")
     if args.output_dir.exists() and not args.output_dir.is_dir():
@@ -175,9 +215,41 @@ def add_list_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_list)
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+LIST_WIDTH = 100
+
+
+def _brief(text: str, limit: int = 90) -> str:
+    """A description's first clause (`mmbench list`): up to the first '; ' or ': ', at most ``limit`` chars."""
+    text = " ".join(str(text or "").split())
+    for stop in ("; ", ": "):
+        if stop in text:
+            text = text.split(stop)[0]
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def fitted_table(rows: list[list], headers: list[str], width: int = LIST_WIDTH) -> str:
+    """A GitHub-style table no wider than ``width`` columns: the widest columns are wrapped until it fits."""
     from tabulate import tabulate
 
+    rows = [[str(c) for c in r] for r in rows]
+    natural = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    widths = list(natural)
+    # the last column (a description) gives way first, down to 40 columns; then the widest of the others
+    while sum(widths) + 3 * len(widths) + 1 > width and widths[-1] > 40:
+        widths[-1] -= 1
+    floor = [max(len(h), min(n, 24)) for h, n in zip(headers, natural)]  # names and headers are not wrapped
+    while sum(widths) + 3 * len(widths) + 1 > width:
+        shrinkable = [i for i in range(len(widths) - 1) if widths[i] > floor[i]]
+        if not shrinkable:
+            break
+        widths[max(shrinkable, key=lambda i: widths[i])] -= 1
+    while sum(widths) + 3 * len(widths) + 1 > width and widths[-1] > 24:
+        widths[-1] -= 1
+    return tabulate(rows, headers=headers, tablefmt="github",
+                    maxcolwidths=[w if w < n else None for w, n in zip(widths, natural)])
+
+
+def cmd_list(args: argparse.Namespace) -> int:
     from mmbench.registry import DATA_FORMATS, METRICS, MODELS, TASK_KINDS
 
     if args.what == "models":
@@ -192,18 +264,20 @@ def cmd_list(args: argparse.Namespace) -> int:
             except MMBenchError as exc:  # e.g. an extra that is not installed
                 caps, description, family = f"(unavailable: {exc})", "", ""
             rows.append([name, family or "-", caps, description])
-        print(tabulate(rows, headers=["model", "family", "capabilities", "description"], tablefmt="github"))
+        print(fitted_table(rows, ["model", "family", "capabilities", "description"]))
     elif args.what in ("tasks", "suites"):
         from mmbench.tasks.catalog import TaskCatalog
 
         catalog = TaskCatalog(args.include_path)
         if args.what == "tasks":
-            rows = [[d["task"], d["kind"], ", ".join(d["aliases"]), d["description"]]
+            rows = [[d["task"], d["kind"], ", ".join(d["aliases"]), _brief(d["description"])]
                     for d in map(catalog.describe, catalog.task_names())]
-            print(tabulate(rows, headers=["task", "kind", "aliases", "description"], tablefmt="github"))
+            print(fitted_table(rows, ["task", "kind", "aliases", "description"]))
+            print("\nEvery task also runs as probe:<task> (e.g. probe:mini-vqa): the modality-collapse probe, the "
+                  "task\nunder input ablations (image blank, noise, shuffled or removed; text shuffled).")
         else:
             rows = [[s.name, ", ".join(s.models), ", ".join(s.tasks)] for s in map(catalog.suite, catalog.suite_names())]
-            print(tabulate(rows, headers=["suite", "models", "tasks"], tablefmt="github"))
+            print(fitted_table(rows, ["suite", "models", "tasks"]))
     elif args.what == "metrics":
         import dataclasses
 
@@ -214,7 +288,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             cls = metric_class(name)
             options = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls.Options))
             rows.append([name, cls.inputs, options or "-", cls.description])
-        print(tabulate(rows, headers=["metric", "scores", "options (defaults)", "description"], tablefmt="github"))
+        print(fitted_table(rows, ["metric", "scores", "options (defaults)", "description"]))
     else:
         registry = {"kinds": TASK_KINDS, "data-formats": DATA_FORMATS}[args.what]
         print("\n".join(registry.names()))
@@ -280,20 +354,28 @@ def cmd_mini_check(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_mini_train(args: argparse.Namespace, extra: list[str]) -> int:
+    from mmbench.mini.train.options import parse_args
+
+    options = parse_args(extra)  # --help and bad options answer before torch is imported
     from mmbench.mini.train.driver import main as train_main
 
-    return int(train_main(extra) or 0)
+    return int(train_main(args=options) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if not argv:
-        argv = ["run"]
+    if not argv:  # `mmbench run` runs the built-in suite; `mmbench` alone only says what there is
+        parser.print_help()
+        return 0
     try:  # argparse exits on a bad option (after printing its one line) and on --help: return the code instead
+        argv = argv[:1] + lm_eval_spellings(argv[1:]) if argv[0] not in ("mini",) else argv
         args, extra = parser.parse_known_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    except MMBenchError as exc:
+        print(f"mmbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     try:
         if getattr(args, "func", None) in (cmd_mini_train, cmd_mini_check):
             try:

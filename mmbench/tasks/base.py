@@ -8,6 +8,7 @@ batch (the model) -> ``score()`` once over all per-item outputs.
 
 from __future__ import annotations
 
+import math
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ SCORING_KEYS = ("description", "tags", "batch_size", "metrics", "aliases", "refe
 class TaskContext:
     data_dir: Path | None = None
     seed: int = 0
-    limit: int | None = None
+    limit: int | float | None = None  # a count, or a fraction of the items (0 < x < 1, rounded up)
 
 
 @dataclass
@@ -162,11 +163,21 @@ class Task:
     def items(self) -> list[dict]:
         """The evaluated items in a deterministic order (the first --limit of them)."""
         records = self.data.records
-        return records[: self.ctx.limit] if self.ctx.limit else records
+        n = self.limit_count(len(records))
+        return records[:n] if n is not None else records
+
+    def limit_count(self, total: int) -> int | None:
+        """--limit as a number of the ``total`` items: a fraction is rounded up (lm-eval's rule), never below
+        one item; None without a limit."""
+        limit = self.ctx.limit
+        if not limit:
+            return None
+        return max(1, math.ceil(limit * total)) if isinstance(limit, float) else int(limit)
 
     @property
     def is_subset(self) -> bool:
-        return bool(self.ctx.limit) and self.ctx.limit < len(self.data.records)
+        n = self.limit_count(len(self.data.records))
+        return n is not None and n < len(self.data.records)
 
     # -- identity and provenance -------------------------------------------------------------------
     def output_config(self) -> dict:

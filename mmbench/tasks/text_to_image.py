@@ -125,11 +125,13 @@ class TextToImage(Task):
 
     def items(self) -> list[dict]:
         records = self.prompt_records()
-        return records[: self.ctx.limit] if self.ctx.limit else records
+        n = self.limit_count(len(records))
+        return records[:n] if n is not None else records
 
     @property
     def is_subset(self) -> bool:
-        return bool(self.ctx.limit) and self.ctx.limit < len(self.prompt_records())
+        n = self.limit_count(len(self.prompt_records()))
+        return n is not None and n < len(self.prompt_records())
 
     def reference_records(self) -> tuple[list[dict], str, str]:
         """(records with an ``image``, fingerprint, description) of the reference set."""

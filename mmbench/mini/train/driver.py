@@ -26,10 +26,7 @@ from mmbench.mini.train import llava as llava_train
 from mmbench.mini.train import lm as lm_train
 from mmbench.mini.train import tokenizer as tok_lib
 from mmbench.mini.train import vlm
-
-MODELS = ("mini-clip", "mini-lm", "mini-llava", "mini-flamingo", "mini-llava-blind")
-DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "models"
-DEFAULT_SEED = 0
+from mmbench.mini.train.options import MODELS, SHIPPED, parse_args
 
 
 @dataclass(frozen=True)
@@ -54,16 +51,6 @@ QUICK = ZooRecipe(
 )
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m mmbench.mini.train", description=__doc__.splitlines()[0])
-    p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
-                   help="folder that receives one sub-folder per model (default: the shipped models folder)")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="training seed (test splits stay fixed)")
-    p.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(MODELS)}")
-    p.add_argument("--quick", action="store_true", help="a few steps of each model (smoke test)")
-    return p.parse_args(argv)
-
-
 def selected(only: str | None) -> list[str]:
     """The models to train, in dependency order; unknown names are a user error."""
     if only is None:
@@ -75,9 +62,9 @@ def selected(only: str | None) -> list[str]:
     return [m for m in MODELS if m in names]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) -> int:
     """Train the selected models into --output and print where they went; returns the exit code."""
-    args = parse_args(argv)
+    args = args if args is not None else parse_args(argv)
     names = selected(args.only)
     recipe = QUICK if args.quick else FULL
     with common.Stopwatch() as sw:
@@ -89,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     # mini-diffusion (trained by its own command, mmbench.mini.train.diffusion) is listed in the index when present.
     all_cards = [cards.read_card(args.output / m) for m in (*MODELS, "mini-diffusion")
                  if (args.output / m / cards.CARD_FILE).exists()]
-    index = args.output.parent / "MODELS.md" if args.output.resolve() == DEFAULT_OUTPUT else args.output / "MODELS.md"
+    index = args.output.parent / "MODELS.md" if args.output.resolve() == SHIPPED else args.output / "MODELS.md"
     full_run = len(written) == len(MODELS) and not args.quick
     cards.write_index(index, all_cards, sw.seconds if full_run else None, sw.cpu_seconds if full_run else None)
     return 0
