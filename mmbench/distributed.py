@@ -63,6 +63,7 @@ class Dist:
     world_size: int = 1
     local_rank: int = 0
     initialized_here: bool = False
+    local_world_size: int = 1  # processes on this node (they share its cores)
 
     @property
     def is_main(self) -> bool:
@@ -90,7 +91,8 @@ class Dist:
             td.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
             initialized_here = True
         dist = cls(rank=td.get_rank(), world_size=td.get_world_size(), local_rank=local_rank,
-                   initialized_here=initialized_here)
+                   initialized_here=initialized_here,
+                   local_world_size=max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
         if dist.uses_cuda:
             # also when someone else (e.g. accelerate's state) made the group: "cuda" must mean this rank's GPU
             torch.cuda.set_device(dist.comm_device)

@@ -29,7 +29,7 @@ from mmbench.monitor import MemoryMonitor
 from mmbench.provenance import environment, git_revision, mmbench_version
 from mmbench.results import RunResult, TaskResult, Throughput
 from mmbench.specs import ModelSpec, RunOptions, RunSpec
-from mmbench.execution import ThreadPlan, plan_threads, predict_batch, prepared_batches
+from mmbench.execution import ThreadPlan, plan_threads, predict_batch, prepared_batches, usable_cores
 from mmbench.store import Store, pack_stats
 from mmbench.tasks.base import RunContext, ScoreReport, Task, TaskContext
 from mmbench.tasks.catalog import build_task
@@ -332,8 +332,10 @@ class Runner:
         import torch
 
         device = str(getattr(adapter, "device", "cpu"))
+        # processes launched on one node share its cores
+        cores = max(1, usable_cores() // self.dist.local_world_size)
         return plan_threads(self.options.num_workers, self.options.threads, not device.startswith("cpu"),
-                            task.input_bound, torch.get_num_threads())
+                            task.input_bound, torch.get_num_threads(), cores)
 
     def compute(self, task: Task, adapter: Adapter, items: list[dict], sizer: BatchSizer, cache: Cache | None,
                 keys: "CacheKeys", progress: Any, model_name: str, plan: ThreadPlan

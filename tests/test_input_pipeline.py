@@ -145,3 +145,19 @@ def test_pinning_reaches_every_tensor_of_a_payload():
     out = pin_tensors((payload, torch.arange(4)), pin)
     assert sorted(seen) == sorted([(2, 3), (2, 3, 4, 4), (1, 5), (4,)])
     assert out[0] is payload and payload.inputs[0]["n"] == 3 and payload.prompts == ["a", "b"]
+
+
+def test_processes_on_one_node_share_its_cores():
+    from types import SimpleNamespace
+
+    from mmbench.distributed import Dist
+    from mmbench.execution import usable_cores
+    from mmbench.runner import Runner
+    from mmbench.specs import RunOptions
+
+    runner = Runner(RunOptions())
+    adapter, task = SimpleNamespace(device="cpu"), SimpleNamespace(input_bound=True)
+    alone = runner.thread_plan(adapter, task)
+    runner.dist = Dist(local_world_size=4)
+    shared = runner.thread_plan(adapter, task)
+    assert alone.cores == usable_cores() and shared.cores == max(1, usable_cores() // 4)
