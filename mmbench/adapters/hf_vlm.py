@@ -107,8 +107,9 @@ class HFImageTextToText(Adapter):
                                          if vlm_families.OPTIONS[k].per_call}))
         self.multi_image = (self.model_family.multi_image if self.model_family is not None else
                             vlm_families.ONE if self.prompts.slots.name == "processor" else vlm_families.INTERLEAVED)
-        # prepare() runs in the prefetch thread while generate() decodes: a Rust tokenizer must not be
-        # reconfigured (padding) while another thread uses it ("Already borrowed"), so both take this lock.
+        # prepare() runs in the preparation threads while generate() decodes: a Rust tokenizer must not be
+        # reconfigured (padding) while another thread uses it ("Already borrowed"), so all take this lock
+        # (one processor call at a time: several preparation threads only overlap their image decoding).
         self._tokenizer_lock = threading.Lock()
         self._stop_criteria: dict[tuple[str, ...], Any] = {}
 
