@@ -73,3 +73,19 @@ def test_list_fits_100_columns(cli, what):
     assert max(len(line) for line in out.splitlines()) <= 100
     if what == "tasks":
         assert "probe:<task>" in out and "| mini-vqa " in out
+
+
+def test_the_run_summary_fits_the_console_and_show_names_a_missing_run(cli, tiny_clip, embed_data, embed_tasks,
+                                                                      tmp_path):
+    code, out, err = cli("run", "--model", "hf-clip", "--model-args", f"pretrained={tiny_clip}", "--tasks",
+                         "tiny-zeroshot,tiny-retrieval", "--include-path", str(embed_tasks), "--data-dir",
+                         str(embed_data), "--output-dir", str(tmp_path / "out"), "--no-progress")
+    assert code == 0, err
+    table = [line for line in out.splitlines() if line.startswith("|")]
+    assert table and max(len(line) for line in table) <= 100
+    assert "top1" in table[1] and "t2i_R@5" in table[1]  # each task's headline metric under its name
+    run_id = next(p for p in (tmp_path / "out").iterdir() if p.is_dir()).name
+    code, shown, _ = cli("show", run_id, "--output-dir", str(tmp_path / "out"))
+    assert code == 0 and "mean_per_class_recall" in shown
+    code, _, err = cli("show", "no-such-run", "--output-dir", str(tmp_path / "out"))
+    assert code == 2 and "no results.json" in err and len(err.strip().splitlines()) == 1

@@ -46,8 +46,15 @@ def test_run_end_to_end(capsys, tiny_clip, embed_data, embed_tasks, tmp_path):
     assert zs.throughput.items_per_s > 0 and zs.peak_memory.bytes > 10 * 2**20
     assert zs.task_info["prompt_templates"] == ["a photo of a {c}.", "a {c}."]
     assert zs.model_info["model_class"] == "CLIPModel" and run.environment["packages"]["torch"]
-    # every printed number comes with its variant footnote and the data/model fingerprints
-    assert "[1] top-1 accuracy over 36 items" in out and zs.data_fingerprint in out and zs.model_fingerprint in out
+    # the summary: the model's row with each task's headline metric and its interval, and where the run is
+    row = next(line for line in out.splitlines() if line.startswith("| hf-clip"))
+    assert f"{zs.value('top1'):.4f} ±" in row and f"{rt.value('t2i_R@5'):.4f} ±" in row
+    assert f"mmbench show {run_dir}" in out and f"results: {run_dir}/results.json" in out
+    # `mmbench show`: every number with its variant footnote and the data/model fingerprints
+    code, shown, _ = run_cli(capsys, "show", str(run_dir))
+    assert code == 0
+    assert "[1] top-1 accuracy over 36 items" in shown and zs.data_fingerprint in shown
+    assert zs.model_fingerprint in shown
     samples = (run_dir / zs.files["samples"]).read_text().splitlines()
     assert len(samples) == 36 and {"id", "label", "prediction", "top5", "correct"} <= set(json.loads(samples[0]))
     # the store has the run, one row per task and one per metric

@@ -129,7 +129,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mmbench.report.console import results_table
+    from mmbench.report.console import summary_table
     from mmbench.runner import Runner
     from mmbench.specs import ModelSpec, RunOptions, RunSpec, parse_kv_args
     from mmbench.tasks.catalog import TaskCatalog
@@ -174,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner = Runner(spec.options, command=["mmbench", *sys.argv[1:]])
     run, run_dir = runner.run(spec, strict=suite_name is None)
     if run is not None:  # under torchrun only rank 0 holds the results
-        print(results_table(run, str(run_dir)))
+        print(summary_table(run, str(run_dir)))
         if run.failures:  # the run went on past them; the exit code says it was not all good
             pairs = "; ".join(f"{f['model']} / {f['task']}: {f['error'][:160]}" for f in run.failures)
             print(f"mmbench: {len(run.failures)} (model, task) pair(s) failed (results of the others are kept in "

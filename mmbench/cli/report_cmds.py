@@ -56,7 +56,15 @@ def _stats_options(p: argparse.ArgumentParser, resamples_default: int | None) ->
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Add the ``leaderboard`` and ``compare`` subcommands to the main parser's subparsers."""
+    """Add the ``show``, ``leaderboard`` and ``compare`` subcommands to the main parser's subparsers."""
+    s = sub.add_parser("show", help="a run's full results table: every metric, its variant, fingerprints, notes",
+                       description="Print the full table of a run (what `mmbench run` summarises): every metric "
+                                   "with a footnote saying what produced it, the data, model and task "
+                                   "fingerprints, throughput and memory, and every note.")
+    s.add_argument("run", metavar="RUN", help="a run folder, or a run id under --output-dir")
+    s.add_argument("--output-dir", type=Path, default=Path("mmbench-runs"),
+                   help="where run folders are (default: ./mmbench-runs)")
+    s.set_defaults(func=cmd_show)
     p = sub.add_parser(
         "leaderboard", help="tables for papers and sites: scores with intervals, throughput, memory",
         description="Build a leaderboard from the results store: the latest result per (model, task), every "
@@ -264,3 +272,17 @@ def cmd_compare_published(args: argparse.Namespace) -> int:
                                    alpha=args.alpha, time_budget_s=args.time_budget, run_label=str(args.base))
     _emit_comparison(comparison, args)
     return 0 if comparison.passed else 1
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from mmbench.report.console import results_table
+    from mmbench.results import RunResult
+
+    folder = Path(args.run).expanduser()
+    if not (folder / "results.json").is_file():
+        folder = args.output_dir / args.run
+    if not (folder / "results.json").is_file():
+        raise MMBenchError(f"run {args.run!r}: no results.json in {args.run} or {folder}; pass a run folder (printed "
+                           f"at the end of `mmbench run`) or a run id with --output-dir")
+    print(results_table(RunResult.read(folder), str(folder)))
+    return 0

@@ -77,6 +77,7 @@ class VQAAccuracy(_MeanOfItems):
     """VQAv2 accuracy exactly as the official evaluation (GT-Vision-Lab vqaEval.py, Python 3 revision)."""
 
     name: ClassVar[str] = "vqa_accuracy"
+    headline: ClassVar[tuple[str, ...]] = ("vqa_accuracy",)
     description: ClassVar[str] = "VQAv2 accuracy (official vqaEval.py rules: normalisation, leave-one-out min(#/3,1))"
     Options: ClassVar[type] = VQAOptions
 

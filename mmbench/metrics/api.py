@@ -77,6 +77,8 @@ class Metric:
     """Base class of named metrics (see the module doc)."""
 
     name: ClassVar[str] = ""
+    # the value names a one-line summary shows for this metric, first present wins (default: its first value)
+    headline: ClassVar[tuple[str, ...]] = ()
     inputs: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions

@@ -58,6 +58,7 @@ class MultipleChoiceAccuracy(Metric):
     share of questions with a pass no rule or judge could read, and breakdowns (``by``)."""
 
     name: ClassVar[str] = "mc_accuracy"
+    headline: ClassVar[tuple[str, ...]] = ("mc_accuracy",)
     inputs: ClassVar[str] = CHOICES
     description: ClassVar[str] = "multiple-choice accuracy under a benchmark's reading rule (+ CircularEval)"
     Options: ClassVar[type] = ChoiceOptions
@@ -122,6 +123,7 @@ class MMMUAccuracy(Metric):
     means over questions, per discipline and per subject."""
 
     name: ClassVar[str] = "mmmu_accuracy"
+    headline: ClassVar[tuple[str, ...]] = ("mmmu_accuracy",)
     inputs: ClassVar[str] = CHOICES
     description: ClassVar[str] = "MMMU accuracy (official eval_utils rules for multiple-choice and open answers)"
     Options: ClassVar[type] = MMMUOptions
@@ -174,6 +176,7 @@ class POPE(Metric):
     unweighted mean over categories (the number LLaVA-1.5 reports as POPE)."""
 
     name: ClassVar[str] = "pope"
+    headline: ClassVar[tuple[str, ...]] = ("pope_f1[mean over category]", "pope_f1")
     inputs: ClassVar[str] = ANSWERS
     description: ClassVar[str] = "POPE accuracy/precision/recall/F1/yes-ratio (official evaluate.py answer rules)"
     Options: ClassVar[type] = POPEOptions

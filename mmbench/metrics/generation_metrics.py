@@ -61,6 +61,7 @@ class FIDOptions:
 
 class FID(_ImageMetric):
     name: ClassVar[str] = "fid"
+    headline: ClassVar[tuple[str, ...]] = ("fid",)
     description: ClassVar[str] = "Frechet distance between generated and reference feature sets (pytorch-fid formula)"
     Options: ClassVar[type] = FIDOptions
 
