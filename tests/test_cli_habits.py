@@ -89,3 +89,16 @@ def test_the_run_summary_fits_the_console_and_show_names_a_missing_run(cli, tiny
     assert code == 0 and "mean_per_class_recall" in shown
     code, _, err = cli("show", "no-such-run", "--output-dir", str(tmp_path / "out"))
     assert code == 2 and "no results.json" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_task_without_any_value_still_gets_its_column():
+    from types import SimpleNamespace
+
+    from mmbench.report.console import summary_table
+
+    result = SimpleNamespace(model="m", task="t", metrics=[{"name": "x", "value": None}], aggregator="",
+                             notes=["x unavailable"], files={})
+    run = SimpleNamespace(results=[result], failures=[], environment={}, mmbench_version="0", git_revision=None,
+                          seed=0)
+    out = summary_table(run)
+    assert "| m " in out and "n/a" in out and "| t " in out.splitlines()[0] + " "

@@ -108,7 +108,8 @@ def summary_table(run: RunResult, run_dir: str = "", width: int = 100) -> str:
     notes: list[str] = []
     for r in run.results:
         m = headline(r)
-        if m is None:
+        if m is None:  # every metric unavailable: the cell says so (the reason is in `mmbench show`)
+            columns.setdefault(r.task, "-")
             cells[(r.model, r.task)] = "n/a"
             continue
         columns.setdefault(r.task, m["name"])
