@@ -44,26 +44,11 @@ def make_jpegs(root: Path, n: int) -> None:
 
 
 def make_model(root: Path, width: int) -> Path:
-    import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
-
+    """A random CLIP (ViT at 224 px, patch 32)."""
     import tiny_models
 
-    tokenizer = tiny_models.word_tokenizer()
-    torch.manual_seed(0)
-    config = CLIPConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=width, intermediate_size=2 * width,
-                         num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=16,
-                         bos_token_id=2, eos_token_id=3, pad_token_id=0),
-        vision_config=dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=4,
-                           num_attention_heads=4, image_size=224, patch_size=32),
-        projection_dim=64)
-    path = root / "model"
-    CLIPModel(config).save_pretrained(path)
-    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 224},
-                                                     crop_size={"height": 224, "width": 224}),
-                  tokenizer=tokenizer).save_pretrained(path)
-    return path
+    return tiny_models.make_tiny_clip(root / "model", image_size=224, width=width, heads=4, vision_layers=4,
+                                      patch=32, projection=64)
 
 
 def task_and_model(model_dir: Path, data: Path, tasks: Path):

@@ -21,25 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
 def build(root: Path, n_images: int, width: int) -> tuple[Path, Path, Path]:
-    import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
-
     import tiny_models
 
-    tokenizer = tiny_models.word_tokenizer()
-    torch.manual_seed(0)
-    config = CLIPConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=width, intermediate_size=2 * width,
-                         num_hidden_layers=4, num_attention_heads=4, max_position_embeddings=16,
-                         bos_token_id=2, eos_token_id=3, pad_token_id=0),
-        vision_config=dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=4,
-                           num_attention_heads=4, image_size=64, patch_size=8),
-        projection_dim=64)
-    model_dir = root / "model"
-    CLIPModel(config).save_pretrained(model_dir)
-    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 64},
-                                                     crop_size={"height": 64, "width": 64}),
-                  tokenizer=tokenizer).save_pretrained(model_dir)
+    model_dir = tiny_models.make_tiny_clip(root / "model", image_size=64, width=width, heads=4, text_layers=4,
+                                           vision_layers=4, patch=8, projection=64)
     per_class = max(1, n_images // 12)
     tiny_models.make_imagefolder(root / "data" / "shapes", per_class=per_class)
     tasks = root / "tasks"

@@ -39,7 +39,7 @@ class ImageTextEmbedder(Protocol):
     """
 
     def preprocess_images(self, images: Sequence["Image.Image"]) -> Any:
-        """CPU-only and thread-safe: runs in the prefetch thread, ahead of the model."""
+        """CPU-only and thread-safe: runs in a preparation thread, ahead of the model."""
 
     def embed_images(self, batch: Any) -> "np.ndarray":
         """Embeds what ``preprocess_images`` returned."""
@@ -312,7 +312,7 @@ class ImagePromptToText(Protocol):
     """Vision-language generators (LLaVA, Idefics, BLIP-2, any image-text-to-text model, served APIs).
 
     ``prepare`` builds the model inputs (prompt formatting, tokenisation with left padding, image
-    processing) on the CPU in the prefetch thread; ``generate`` runs the model on them. One Generation per
+    processing) on the CPU in a preparation thread; ``generate`` runs the model on them. One Generation per
     request, in order; greedy decoding must give the same text at any batch size.
     """
 
@@ -327,7 +327,7 @@ class SpeechToText(Protocol):
 
     ``sample_rate`` is the rate the model expects: tasks decode, mix down to mono and resample every
     waveform to it before calling ``prepare``. ``prepare`` does the model's CPU-side work (log-mel
-    features, padding, PCM conversion) in the prefetch thread and never touches the model; ``transcribe``
+    features, padding, PCM conversion) in a preparation thread and never touches the model; ``transcribe``
     runs the model on what ``prepare`` returned. Greedy decoding must give the same text at any batch size.
     """
 
@@ -383,7 +383,7 @@ class PreparedImages:
 class PromptToImage(Protocol):
     """Text-to-image generators (diffusers pipelines, folders of images generated elsewhere).
 
-    ``prepare_images`` runs on the CPU in the prefetch thread (an image folder reads its files there; a
+    ``prepare_images`` runs on the CPU in a preparation thread (an image folder reads its files there; a
     request it cannot serve, e.g. a missing file, goes to ``failed`` and becomes a failed item);
     ``generate_images`` returns one RGB image per request that was not failed, in order. The same request
     (prompt, seed, config) must give the same image at any batch size.

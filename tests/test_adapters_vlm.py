@@ -65,11 +65,7 @@ def model(folder):
 
 
 def run(adapter, requests, config=GREEDY, batch_size=16):
-    """prepare + generate per chunk, as the runner does."""
-    out = []
-    for i in range(0, len(requests), batch_size):
-        out += adapter.generate(adapter.prepare(requests[i:i + batch_size], config), config)
-    return out
+    return tv.run_requests(adapter, requests, config, batch_size)
 
 
 @pytest.mark.parametrize("family", list(PRESETS))

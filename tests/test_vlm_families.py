@@ -99,10 +99,7 @@ def model(folder):
 
 
 def run(adapter, requests, config=GREEDY, batch_size=16):
-    out = []
-    for i in range(0, len(requests), batch_size):
-        out += adapter.generate(adapter.prepare(requests[i:i + batch_size], config), config)
-    return out
+    return tv.run_requests(adapter, requests, config, batch_size)
 
 
 def test_every_family_has_a_preset_and_a_registered_architecture():

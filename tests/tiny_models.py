@@ -29,19 +29,21 @@ def word_tokenizer(extra_special: tuple[str, ...] = ()):
                                    eos_token="</s>", model_max_length=16)
 
 
-def make_tiny_clip(folder: Path, seed: int = 0, image_size: int = 32) -> Path:
+def make_tiny_clip(folder: Path, seed: int = 0, image_size: int = 32, *, width: int = 32, heads: int = 2,
+                   text_layers: int = 2, vision_layers: int = 2, patch: int = 8, projection: int = 16) -> Path:
+    """A random CLIPModel + processor from a config (the benchmarks build larger ones with the same call)."""
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
     tokenizer = word_tokenizer()
     torch.manual_seed(seed)
     config = CLIPConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=16, bos_token_id=2, eos_token_id=3,
-                         pad_token_id=0),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=image_size, patch_size=8),
-        projection_dim=16)
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=width, intermediate_size=2 * width,
+                         num_hidden_layers=text_layers, num_attention_heads=heads, max_position_embeddings=16,
+                         bos_token_id=2, eos_token_id=3, pad_token_id=0),
+        vision_config=dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=vision_layers,
+                           num_attention_heads=heads, image_size=image_size, patch_size=patch),
+        projection_dim=projection)
     model = CLIPModel(config).eval()
     image_processor = CLIPImageProcessor(size={"shortest_edge": image_size},
                                          crop_size={"height": image_size, "width": image_size})

@@ -267,3 +267,11 @@ def varied_requests(n: int = 16) -> list:
 
     return [GenerationRequest(VARIED_PROMPTS[i % 8] + " please" * (i // 8 * (i % 3)),
                               (random_image(i, VARIED_SIZES[i % 4]),)) for i in range(n)]
+
+
+def run_requests(adapter: Any, requests: list, config: Any, batch_size: int = 16) -> list:
+    """prepare + generate per chunk of ``batch_size`` requests, as the runner does."""
+    out = []
+    for i in range(0, len(requests), batch_size):
+        out += adapter.generate(adapter.prepare(requests[i:i + batch_size], config), config)
+    return out

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mmbench.adapters.base import Adapter, ModelPreset, parse_model_args
+from mmbench.adapters.vlm_families import FAMILIES
 from mmbench.capabilities import Capability
 from mmbench.errors import MMBenchError
 from mmbench.registry import MODELS
@@ -19,21 +20,7 @@ AUTO_ARCHITECTURES: dict[str, str] = {
     "AltCLIPModel": "hf-clip",
     "ChineseCLIPModel": "hf-clip",
     # image-text-to-text checkpoints: their family's preset (the family checks and options come with it)
-    **{arch: preset for preset, archs in {
-        "hf-llava": ("LlavaForConditionalGeneration",),
-        "hf-llava-next": ("LlavaNextForConditionalGeneration",),
-        "hf-llava-onevision": ("LlavaOnevisionForConditionalGeneration",),
-        "hf-qwen2-vl": ("Qwen2VLForConditionalGeneration",),
-        "hf-qwen2.5-vl": ("Qwen2_5_VLForConditionalGeneration",),
-        "hf-internvl": ("InternVLForConditionalGeneration",),
-        "hf-idefics": ("IdeficsForVisionText2Text", "Idefics2ForConditionalGeneration"),
-        "hf-idefics3": ("Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration"),
-        "hf-paligemma": ("PaliGemmaForConditionalGeneration",),
-        "hf-gemma3": ("Gemma3ForConditionalGeneration",),
-        "hf-mllama": ("MllamaForConditionalGeneration",),
-        "hf-blip2": ("Blip2ForConditionalGeneration",),
-        "hf-instructblip": ("InstructBlipForConditionalGeneration",),
-    }.items() for arch in archs},
+    **{arch: family.preset for family in FAMILIES for arch in family.architectures},
     "WhisperForConditionalGeneration": "hf-whisper",
     **{arch: "hf-speech" for arch in ("Wav2Vec2ForCTC", "HubertForCTC", "WavLMForCTC", "Data2VecAudioForCTC",
                                       "Speech2TextForConditionalGeneration", "MoonshineForConditionalGeneration")},

@@ -79,7 +79,7 @@ class PocketSphinx(Adapter):
 
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.TRANSCRIBE})
     Args: ClassVar[type] = PocketSphinxArgs
-    default_batch_size = 8  # only how many utterances the prefetch thread prepares ahead
+    default_batch_size = 8  # only how many utterances a preparation thread prepares ahead
 
     def __init__(self, args: PocketSphinxArgs, name: str = "") -> None:
         super().__init__(args, name)

@@ -1,7 +1,7 @@
 """Hugging Face speech recognisers: Whisper (``hf-whisper``) and any seq2seq or CTC model (``hf-speech``).
 
 Both load a hub name or a local folder with AutoProcessor + the model class, compute features (log-mel for
-Whisper, normalised samples for wav2vec2-style models) in ``prepare`` (the runner's prefetch thread) and run
+Whisper, normalised samples for wav2vec2-style models) in ``prepare`` (the runner's preparation threads) and run
 the model in ``transcribe``, batched.
 
 Whisper sees at most 30 s at a time. Utterances up to 30 s are padded to 30 s and decoded in one

@@ -1,7 +1,7 @@
 """The image-text-to-text model families mmbench knows by name: plain data read by the ``hf-vlm`` adapter.
 
 Each family is one ``model_type`` group of transformers configs with: its preset name (``hf-qwen2.5-vl``, ...),
-the first transformers release that has its classes (an older one is refused with one line), how many images a
+the config architectures a local folder is matched to it by, the first transformers release that has its classes (an older one is refused with one line), how many images a
 prompt may hold and where, and the image-processor options a user may set as model args (``min_pixels`` for
 Qwen2-VL, ``do_image_splitting`` for Idefics3, ...). Everything else (where image tokens go, BOS, padding) is
 detected from the processor, so a model type missing here still runs through plain ``hf-vlm``.
@@ -57,6 +57,7 @@ class Family:
     preset_args: Mapping[str, str] | None = None  # fixed by the preset (e.g. PaliGemma: no chat template)
     generated_token_type: int = 0  # token_type_ids of generated tokens (PaliGemma: 1, its causal suffix)
     also_accepts: tuple[str, ...] = ()  # other families its preset loads (hf-llava took LLaVA-NeXT before)
+    architectures: tuple[str, ...] = ()  # config.json architectures a local folder is matched to the preset by
 
     @property
     def name(self) -> str:
@@ -67,38 +68,50 @@ class Family:
 FAMILIES: tuple[Family, ...] = (
     Family("hf-llava", ("llava",), "LLaVA-1.5 and other LlavaForConditionalGeneration checkpoints", "4.36.0",
            also_accepts=("llava_next", "llava_onevision"),
-           preset_args={"prompt_format": "USER: {image}\n{prompt} ASSISTANT:"}),
+           preset_args={"prompt_format": "USER: {image}\n{prompt} ASSISTANT:"},
+           architectures=("LlavaForConditionalGeneration",)),
     Family("hf-llava-next", ("llava_next",), "LLaVA-NeXT (LLaVA-1.6): anyres image tiling", "4.39.0",
-           options=("image_grid_pinpoints",)),
+           options=("image_grid_pinpoints",),
+           architectures=("LlavaNextForConditionalGeneration",)),
     Family("hf-llava-onevision", ("llava_onevision",), "LLaVA-OneVision: anyres-max tiling, Qwen2 LM", "4.45.0",
-           options=("image_grid_pinpoints",)),
+           options=("image_grid_pinpoints",),
+           architectures=("LlavaOnevisionForConditionalGeneration",)),
     Family("hf-qwen2-vl", ("qwen2_vl",), "Qwen2-VL: native resolution, M-RoPE", "4.45.0",
-           options=("min_pixels", "max_pixels")),
+           options=("min_pixels", "max_pixels"),
+           architectures=("Qwen2VLForConditionalGeneration",)),
     Family("hf-qwen2.5-vl", ("qwen2_5_vl",), "Qwen2.5-VL: native resolution, window attention", "4.49.0",
-           options=("min_pixels", "max_pixels")),
+           options=("min_pixels", "max_pixels"),
+           architectures=("Qwen2_5_VLForConditionalGeneration",)),
     Family("hf-internvl", ("internvl",), "InternVL 2.5/3 (transformers-native -hf checkpoints)", "4.52.0",
-           options=("crop_to_patches", "max_patches")),
+           options=("crop_to_patches", "max_patches"),
+           architectures=("InternVLForConditionalGeneration",)),
     Family("hf-idefics", ("idefics", "idefics2"), "Idefics v1 (Flamingo-style gated cross-attention) and Idefics2",
            "4.32.0", options=("do_image_splitting",), also_accepts=("idefics3",),
-           preset_args={"prompt_format": "User:{image}{prompt}<end_of_utterance>\nAssistant:"}),
+           preset_args={"prompt_format": "User:{image}{prompt}<end_of_utterance>\nAssistant:"},
+           architectures=("IdeficsForVisionText2Text", "Idefics2ForConditionalGeneration")),
     Family("hf-idefics3", ("idefics3", "smolvlm"), "Idefics3 and SmolVLM: image splitting into tiles + global view",
-           "4.46.0", options=("do_image_splitting",)),
+           "4.46.0", options=("do_image_splitting",),
+           architectures=("Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration")),
     Family("hf-paligemma", ("paligemma",), "PaliGemma 1/2: prefix-LM prompt built by the processor, no chat "
            "template (mix checkpoints expect task prefixes: prompt_format='answer en {prompt}')", "4.41.0",
            multi_image=FRONT, preset_args={"chat_template": "none", "prompt_format": "{image}{prompt}"},
-           generated_token_type=1),
+           generated_token_type=1,
+           architectures=("PaliGemmaForConditionalGeneration",)),
     Family("hf-gemma3", ("gemma3",), "Gemma 3 (4B and larger): SigLIP image tokens, pan-and-scan", "4.50.0",
-           options=("do_pan_and_scan",)),
+           options=("do_pan_and_scan",),
+           architectures=("Gemma3ForConditionalGeneration",)),
     # no tile option: the processor's max_image_tiles must equal the vision tower's max_num_tiles (its weights)
     Family("hf-mllama", ("mllama",), "Llama 3.2 Vision: Flamingo-style cross-attention layers over image tiles",
-           "4.45.0"),
+           "4.45.0",
+           architectures=("MllamaForConditionalGeneration",)),
     Family("hf-blip2", ("blip-2",), "BLIP-2 (OPT or Flan-T5 LM behind a Q-Former)", "4.27.0", multi_image=ONE,
-           preset_args={"prompt_format": "Question: {prompt} Answer:"}),
+           preset_args={"prompt_format": "Question: {prompt} Answer:"},
+           architectures=("Blip2ForConditionalGeneration",)),
     Family("hf-instructblip", ("instructblip",), "InstructBLIP: instruction-aware Q-Former (Vicuna or Flan-T5 LM)",
-           "4.31.0", multi_image=ONE),
+           "4.31.0", multi_image=ONE,
+           architectures=("InstructBlipForConditionalGeneration",)),
 )
 BY_MODEL_TYPE: dict[str, Family] = {t: f for f in FAMILIES for t in f.model_types}
-BY_PRESET: dict[str, Family] = {f.preset: f for f in FAMILIES}
 
 
 def family_of(model_type: str | None) -> Family | None:
@@ -141,9 +154,10 @@ def processor_options(family: Family | None, values: Mapping[str, Any], what: st
         if key not in allowed:
             takers = ", ".join(f.preset for f in FAMILIES if key in f.options)
             mine = f"a {family.name} model" if family else "a model of no known family"
-            raise MMBenchError(f"model arg {key}= does not apply to {what} ({mine}); it is an option of {takers}")
+            raise MMBenchError(f"model arg {key}= does not apply to {what} ({mine}); it is an option of {takers} "
+                               f"({OPTIONS[key].help})")
     return {k: parse_option(k, v) for k, v in given.items()}
 
 
-__all__ = ["Family", "FamilyOption", "FAMILIES", "OPTIONS", "BY_MODEL_TYPE", "BY_PRESET", "INTERLEAVED", "FRONT",
+__all__ = ["Family", "FamilyOption", "FAMILIES", "OPTIONS", "BY_MODEL_TYPE", "INTERLEAVED", "FRONT",
            "ONE", "family_of", "check_transformers", "parse_option", "processor_options"]

@@ -7,7 +7,7 @@ or Lin-Chen/MMStar); AI2D is in mmbench.data.ai2d_sources.
 Each record is what the ``multiple-choice`` kind reads: ``id``, ``question_id`` (as the benchmark writes
 it), ``question``, ``options`` (a list; [] for an open question), ``answer`` (a letter or a 0-based index;
 None on test splits), ``image`` or ``images`` (lazy: a path, an :class:`~mmbench.data.sources.HFRef`, or
-base64 text decoded only in the prefetch thread), optional ``hint``, ``passes`` / ``pass_indices``
+base64 text decoded only in a preparation thread), optional ``hint``, ``passes`` / ``pass_indices``
 (MMBench's circular rows) and the fields breakdowns use (``category``, ``l2_category``, ``subject``,
 ``discipline``, ``dimension``, ...). lmms-lab/ScienceQA needs no reshaping: it goes through ``hf``.
 """
@@ -99,7 +99,7 @@ def _lettered_options(row: Mapping, letters: list[str], where: str, ctx: DataCon
 
 
 def _hf_images(ds: Any, columns: list[str]) -> Any:
-    """The dataset with its image columns left undecoded (bytes/path dicts; decoded in the prefetch thread)."""
+    """The dataset with its image columns left undecoded (bytes/path dicts; decoded in a preparation thread)."""
     import datasets
 
     for col in columns:  # (a list-of-images column is left as it is: casting it would rewrite the dataset)

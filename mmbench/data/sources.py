@@ -2,7 +2,7 @@
 
 Records are dicts with a stable ``id`` plus whatever the task kind reads (``image``, ``label``,
 ``captions``, ``question``...). Images stay undecoded (a path, bytes or a lazy reference) until the runner's
-prefetch thread decodes them, so a corrupt file fails its own item only.
+preparation thread decodes them, so a corrupt file fails its own item only.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class DataSet:
 
 class HFRef:
     """A lazy pointer to one image or audio cell of a Hugging Face dataset (decoded only when the item is
-    processed, in the prefetch thread)."""
+    processed, in a preparation thread)."""
 
     __slots__ = ("dataset", "column", "index")
 

@@ -1,7 +1,7 @@
 """Speech data formats: LibriSpeech from a local folder and Hugging Face ``datasets`` audio datasets.
 
 Records are ``{"id", "audio", "text", ...}`` with the audio left undecoded (a path or a lazy dataset cell):
-the ASR task decodes it in the prefetch thread with ``mmbench.data.audio.load_audio``, so an unreadable file
+the ASR task decodes it in a preparation thread with ``mmbench.data.audio.load_audio``, so an unreadable file
 fails its own item only. JSONL manifests (``{"audio": path, "text": ...}``) use the generic ``jsonl`` format.
 """
 

@@ -121,19 +121,16 @@ def summary_table(run: RunResult, run_dir: str = "", width: int = 100) -> str:
     for f in run.failures:
         notes.append(f"FAILED {f['model']} / {f['task']}: {f['error']}")
     out = []
-    tasks = list(columns)
-    chunk: list[str] = []
-    name_w = max([len("model")] + [len(m) for m in models])
-    chunks = []
-    for t in tasks:  # as many task columns per table as fit the width
+    chunks: list[list[str]] = [[]]
+    used = max([len("model")] + [len(m) for m in models]) + 4  # the model column and the table's edges
+    for t in columns:  # as many task columns per table as fit the width
         col_w = max(len(t), len(columns[t]), 14) + 3
-        if chunk and name_w + 4 + sum(max(len(c), len(columns[c]), 14) + 3 for c in chunk) + col_w > width:
-            chunks.append(chunk)
-            chunk = []
-        chunk.append(t)
-    if chunk:
-        chunks.append(chunk)
-    for part in chunks:
+        if chunks[-1] and used + col_w > width:
+            chunks.append([])
+            used = max([len("model")] + [len(m) for m in models]) + 4
+        chunks[-1].append(t)
+        used += col_w
+    for part in (c for c in chunks if c):
         rows = [[model] + [cells.get((model, t), "—") for t in part] for model in models
                 if any((model, t) in cells for t in part)]  # a model with none of these tasks: no row
         out += [tabulate(rows, headers=["model"] + [f"{t}\n{columns[t]}" for t in part], tablefmt="github",

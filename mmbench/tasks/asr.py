@@ -1,7 +1,7 @@
 """Speech recognition (``kind: asr``): corpus WER and CER under a named normaliser, error counts, and RTFx.
 
 Items are utterances: ``audio`` (a path, bytes, a dataset cell) and ``text`` (the reference transcript).
-``prepare`` (prefetch thread) decodes each file, mixes it down to mono and resamples it to the model's
+``prepare`` (a preparation thread) decodes each file, mixes it down to mono and resamples it to the model's
 rate (mmbench.data.audio: soundfile + soxr, no torchaudio), adds noise when the task asks for it, and hands
 the waveforms to the adapter's own ``prepare`` (features); ``predict`` times the adapter's ``transcribe``.
 
@@ -38,7 +38,7 @@ NOISE_RATE = 16000
 CURVE_KEYS = ("name", "x", "x_label")
 RTFX_VARIANT = ("RTFx = audio seconds / seconds inside the adapter's transcribe() (the model and decoding to "
                 "text), summed over all utterances; audio decoding, resampling, added noise and the adapter's "
-                "prepare() (e.g. log-mel features) are excluded: they run in the prefetch thread")
+                "prepare() (e.g. log-mel features) are excluded: they run in a preparation thread")
 
 
 @dataclass(frozen=True)

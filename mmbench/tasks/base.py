@@ -2,7 +2,7 @@
 
 A task kind is Python; a task is a YAML file that fills a kind's ``Config`` (data location, templates,
 metric options). The runner drives every kind through the same five steps:
-``items()`` -> ``setup()`` once -> ``prepare()`` per batch (prefetch thread, CPU only) -> ``predict()`` per
+``items()`` -> ``setup()`` once -> ``prepare()`` per batch (preparation threads, CPU only) -> ``predict()`` per
 batch (the model) -> ``score()`` once over all per-item outputs.
 """
 
@@ -215,7 +215,7 @@ class Task:
         self.run = run
 
     def prepare(self, model: Any, items: list[dict]) -> Batch:
-        """Decode the batch's inputs (runs in the prefetch thread). Items that fail go to ``failed``."""
+        """Decode the batch's inputs (runs in a preparation thread). Items that fail go to ``failed``."""
         raise NotImplementedError
 
     def predict(self, model: Any, batch: Batch) -> list[dict]:
