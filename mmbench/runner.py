@@ -348,7 +348,8 @@ class Runner:
         failures: dict[str, str] = {}
         first_batch_at: float | None = None
         before = torch.get_num_threads()
-        torch.set_num_threads(plan.torch_threads)
+        if plan.torch_threads != before:  # left alone when it already is what the plan says
+            torch.set_num_threads(plan.torch_threads)
         try:
             pin = str(getattr(adapter, "device", "cpu")).startswith("cuda")  # overlap the copy with the forward
             for batch in prepared_batches(task, adapter, items, sizer, self.options.prefetch, plan.workers, pin):
@@ -362,7 +363,8 @@ class Runner:
                 if first_batch_at is None and done:
                     first_batch_at = time.perf_counter()
         finally:
-            torch.set_num_threads(before)
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
         return computed, failures, first_batch_at
 
     def merge(self, gathered: list, outputs: dict, failures: dict, cache: Cache | None, keys: "CacheKeys") -> None:
