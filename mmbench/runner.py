@@ -9,7 +9,9 @@ so an error in a later task loses nothing already computed.
 from __future__ import annotations
 
 import json
+import logging
 import random
+import sys
 import re
 import secrets
 import time
@@ -30,6 +32,7 @@ from mmbench.provenance import environment, git_revision, mmbench_version
 from mmbench.results import RunResult, TaskResult, Throughput
 from mmbench.specs import ModelSpec, RunOptions, RunSpec
 from mmbench.execution import ThreadPlan, plan_threads, predict_batch, prepared_batches, usable_cores
+from mmbench.logs import RunLog
 from mmbench.store import Store, pack_stats
 from mmbench.tasks.base import RunContext, ScoreReport, Task, TaskContext
 from mmbench.tasks.catalog import build_task
@@ -56,10 +59,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _progress(total: int, desc: str, enabled: bool):
+log = logging.getLogger(__name__)
+
+
+def _progress(total: int, desc: str, enabled: bool, console: Any):
+    """One bar per (model, task), on the console (the run log gets the summary line instead)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="item", disable=not enabled, leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit="item", disable=not enabled, leave=False, dynamic_ncols=True,
+                file=console)
 
 
 class CacheKeys:
@@ -104,8 +112,9 @@ class Pair:
 class Runner:
     """Runs a RunSpec. ``strict`` pairing refuses a task the model cannot do; a suite skips such pairs."""
 
-    def __init__(self, options: RunOptions, command: list[str] | None = None) -> None:
+    def __init__(self, options: RunOptions, command: list[str] | None = None, run_log: RunLog | None = None) -> None:
         self.options = options
+        self.run_log = run_log  # where third-party output goes, moved into the run folder once it exists
         self.command = list(command or [])
         # Run-wide resources tasks share (e.g. the Java caption scorer, started once per run); closed at the end.
         self.shared: dict[str, Any] = {}
@@ -164,9 +173,12 @@ class Runner:
         dist = self.dist = Dist.from_launcher()
         run = run_dir = store = None
         if dist.is_main:
-            run_id = dist.broadcast(new_run_id())
+            run_id = new_run_id()
             run_dir = self.options.output_dir / run_id
-            run_dir.mkdir(parents=True, exist_ok=False)
+            run_dir.mkdir(parents=True, exist_ok=False)  # before the id goes out: the other ranks log into it
+            dist.broadcast(run_id)
+            if self.run_log is not None:
+                self.run_log.attach(run_dir / "run.log")
             opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.options).items()}
             run = RunResult(run_id=run_id, created_at=now_iso(), mmbench_version=mmbench_version(),
                             git_revision=git_revision(), command=self.command, seed=self.options.seed,
@@ -175,7 +187,11 @@ class Runner:
             run.write(run_dir / "results.json")
             store.save_run(run, run_dir, self.options.tags)
         else:
-            dist.broadcast(None)
+            run_id = dist.broadcast(None)
+            if self.run_log is not None:  # a node without the shared folder gets its own copy of it
+                self.run_log.attach(self.options.output_dir / run_id / f"run.rank{dist.rank}.log")
+        log.info("run %s: %d model(s), %d (model, task) pair(s)", run_dir or run_id, len(pairs),
+                 sum(len(p.tasks) for p in pairs))
         cache = Cache.open(self.options.cache_path, dist) if self.options.cache else None
 
         def record(update) -> None:  # rank 0: results.json and the store after every change
@@ -210,13 +226,17 @@ class Runner:
                                                for t in task_names))
             if self.fail_fast:
                 raise exc
+            log.warning("%s / %s failed (the run goes on): %s", pair.model.display_name, ", ".join(task_names), exc)
 
         device = self.dist.device(self.options.device)
+        started = time.perf_counter()
         try:
             adapter = load_model(pair.model, {"device": device} if device else {})
         except MMBenchError as exc:
             failed([t.name for t in pair.tasks], exc)
             return
+        log.info("%s: loaded in %.1f s (%s)", pair.model.display_name, time.perf_counter() - started,
+                 getattr(adapter, "device", "cpu"))
         try:
             for task in pair.tasks:
                 try:
@@ -252,7 +272,9 @@ class Runner:
             task.setup(adapter, run)  # before items(): a probe learns here which inputs the model accepts
             items = task.items()
             outputs, todo_ids = self.plan_items(task, items, cache, keys)
-            progress = _progress(len(items), f"{model_name} | {task.name}", self.options.show_progress and dist.is_main)
+            console = self.run_log.console if self.run_log is not None else sys.stderr
+            progress = _progress(len(items), f"{model_name} | {task.name}", self.options.show_progress and dist.is_main,
+                                 console)
             progress.update(len(outputs))
             by_id = {it["id"]: it for it in items}
             mine = [by_id[i] for i in todo_ids[dist.rank::dist.world_size]]
@@ -284,6 +306,9 @@ class Runner:
             task_info=task.describe(), model_fingerprint=keys.model, task_fingerprint=keys.task,
             data_fingerprint=task.data.fingerprint, aggregator=report.aggregator, notes=notes, counters=counters,
             files=files, created_at=now_iso())
+        log.info("%s | %s: %s in %.1f s (%d items, %d cached, %d failed; %.1f items/s)", model_name, task.name,
+                 _headline_text(result), result.wall_time_s, len(items), n_cached, len(failures),
+                 throughput.items_per_s or 0.0)
         return result, report
 
     # -- the steps of evaluate ---------------------------------------------------------------------------
@@ -432,3 +457,11 @@ class Runner:
                     path.write_text(json.dumps(value, ensure_ascii=False))
             files["artifacts"] = str(art_dir.relative_to(run_dir))
         return files
+
+
+def _headline_text(result: TaskResult) -> str:
+    """The result's headline metric as the summary shows it ("vqa_accuracy=0.6064"), for the info line."""
+    from mmbench.report.console import headline
+
+    m = headline(result)
+    return f"{m['name']}={m['value']:.4g}" if m is not None else "no score"

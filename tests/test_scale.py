@@ -86,6 +86,9 @@ def test_two_processes_give_identical_outputs_and_scores(tiny_clip, embed_data, 
     run1, dir1 = latest_run(tmp_path / "one")
     run2, dir2 = latest_run(tmp_path / "two")
     assert len(list((tmp_path / "two").glob("2*"))) == 1  # one run folder, written by rank 0
+    # each rank's log in it: rank 0's run.log, the others' run.rank<N>.log
+    assert sorted(p.name for p in dir2.glob("run*.log")) == ["run.log", "run.rank1.log"]
+    assert f"INFO mmbench.runner: run {run2.run_id}" in (dir2 / "run.rank1.log").read_text()
     store_runs = sqlite3.connect(tmp_path / "two" / "results.sqlite").execute("SELECT count(*) FROM runs")
     assert store_runs.fetchone()[0] == 1  # the store too: rank 0 alone writes it
     assert run2.options["world_size"] == 2 and "2 processes" in run2.results[0].throughput.basis

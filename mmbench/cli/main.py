@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mmbench import __version__
 from mmbench.errors import MMBenchError
+from mmbench.logs import DEFAULT_VERBOSITY, VERBOSITIES
 
 DEFAULT_SUITE = "mini"
 
@@ -120,6 +121,10 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fail-fast", action="store_true", help="stop at the first (model, task) that fails (default: "
                                                             "record it with its reason, go on, exit 1 at the end)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--verbosity", choices=VERBOSITIES, default=DEFAULT_VERBOSITY,
+                   help="quiet (default): the progress bar, warnings and the summary; info: also a line per model "
+                        "loaded and per (model, task) done; debug: also mmbench's details and everything third-party "
+                        "libraries print (transformers, Java tokenizers), which otherwise go to the run's run.log")
     p.add_argument("--threads", type=positive_int, help="torch's CPU threads while a model runs (default: the usable "
                                                "cores the preparation threads leave on a CPU run)")
     p.add_argument("--num-workers", type=positive_int, help="threads decoding and preprocessing batches ahead of the "
@@ -171,8 +176,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                            show_progress=not args.no_progress and sys.stderr.isatty(), fail_fast=args.fail_fast,
                            num_workers=args.num_workers, threads=args.threads),
         suite=suite_name)
-    runner = Runner(spec.options, command=["mmbench", *sys.argv[1:]])
-    run, run_dir = runner.run(spec, strict=suite_name is None)
+    from mmbench.logs import RunLog
+
+    with RunLog(args.verbosity) as run_log:
+        runner = Runner(spec.options, command=["mmbench", *sys.argv[1:]], run_log=run_log)
+        run, run_dir = runner.run(spec, strict=suite_name is None)
     if run is not None:  # under torchrun only rank 0 holds the results
         print(summary_table(run, str(run_dir)))
         if run.failures:  # the run went on past them; the exit code says it was not all good

@@ -50,7 +50,7 @@ def results_table(run: RunResult, run_dir: str = "") -> str:
     for f in run.failures:
         out.append(f"FAILED {f['model']} / {f['task']}: {f['error']}")
     if run_dir:
-        out.append(f"results: {run_dir}/results.json (samples, item statistics and artifacts beside it)")
+        out.append(_results_line(run_dir))
     return "\n".join(out)
 
 
@@ -142,5 +142,11 @@ def summary_table(run: RunResult, run_dir: str = "", width: int = 100) -> str:
     versions = ", ".join(f"{k} {pk[k]}" for k in ("torch", "transformers") if k in pk)
     out.append(f"mmbench {run.mmbench_version} (git {run.git_revision or 'n/a'}), {versions}, seed {run.seed}")
     if run_dir:
-        out.append(f"results: {run_dir}/results.json (samples, item statistics and artifacts beside it)")
+        out.append(_results_line(run_dir))
     return "\n".join(out)
+
+
+def _results_line(run_dir: str) -> str:
+    """Where the run's files are (and its log, when the run wrote one)."""
+    logged = "; what libraries printed: run.log" if (Path(run_dir) / "run.log").exists() else ""
+    return f"results: {run_dir}/results.json (samples, item statistics and artifacts beside it{logged})"
