@@ -73,6 +73,17 @@ def test_list_fits_100_columns(cli, what):
     assert max(len(line) for line in out.splitlines()) <= 100
     if what == "tasks":
         assert "probe:<task>" in out and "| mini-vqa " in out
+    if what == "metrics":  # the value names compare --metrics takes, beside the names task files use
+        rows: dict[str, str] = {}
+        for line in out.splitlines()[2:]:  # a wrapped cell continues on lines with an empty first cell
+            cells = [c.strip() for c in line.split("|")[1:-1]]
+            if len(cells) == 3 and cells[0]:
+                name = cells[0]
+                rows[name] = cells[1]
+            elif len(cells) == 3 and cells[1]:
+                rows[name] += " " + cells[1]
+        assert rows["pope"].startswith("pope_f1,") and rows["recall_at_k"] == "t2i_R@{k}, i2t_R@{k}"
+        assert rows["vqa_accuracy"] == "vqa_accuracy"
 
 
 def test_the_run_summary_fits_the_console_and_show_names_a_missing_run(cli, tiny_clip, embed_data, embed_tasks,

@@ -295,8 +295,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name in METRICS.names():
             cls = metric_class(name)
             options = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls.Options))
-            rows.append([name, cls.inputs, options or "-", cls.description])
-        print(fitted_table(rows, ["metric", "scores", "options (defaults)", "description"]))
+            rows.append([name, ", ".join(cls.value_names()),
+                         f"{cls.description}. Scores {cls.inputs}; options: {options or 'none'}"])
+        print(fitted_table(rows, ["metric", "values", "description"]))
+        import textwrap
+
+        print("\n" + textwrap.fill(
+            "A task file's `metrics:` names the first column; the results and `mmbench compare --metrics` name the "
+            "values (second column: {k} is a number from the options, e.g. t2i_R@5; a breakdown adds "
+            "[field=label], e.g. vqa_accuracy[question_type=what color]).", 100))
     else:
         registry = {"kinds": TASK_KINDS, "data-formats": DATA_FORMATS}[args.what]
         print("\n".join(registry.names()))

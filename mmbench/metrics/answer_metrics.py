@@ -248,6 +248,8 @@ class Unanswerable(Metric):
     """
 
     name: ClassVar[str] = "unanswerable"
+    values: ClassVar[tuple[str, ...]] = ("unanswerable_ap", "unanswerable_f1", "unanswerable_precision",
+                                         "unanswerable_recall")
     inputs: ClassVar[str] = ANSWERS
     description: ClassVar[str] = "VizWiz answerability: AP/F1/precision/recall of answering 'unanswerable'"
 

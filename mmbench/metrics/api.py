@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+import re
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
@@ -79,6 +80,9 @@ class Metric:
     name: ClassVar[str] = ""
     # the value names a one-line summary shows for this metric, first present wins (default: its first value)
     headline: ClassVar[tuple[str, ...]] = ()
+    # the value names it reports (default: its own name), as `compare --metrics` takes them; "{k}" stands for a
+    # number from its options; breakdowns add "[field=label]" or "[mean over field]" to a name
+    values: ClassVar[tuple[str, ...]] = ()
     inputs: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions
@@ -118,6 +122,16 @@ class Metric:
     def aggregate(cls, stats: ItemStats) -> dict[str, float]:
         """The metric's values recomputed from the per-item statistics of any subset of items."""
         raise NotImplementedError
+
+    @classmethod
+    def value_names(cls) -> tuple[str, ...]:
+        return cls.values or (cls.name,)
+
+    @classmethod
+    def declares(cls, value: str) -> bool:
+        """Whether ``value`` (e.g. "t2i_R@5" or "vqa_accuracy[question_type=what color]") is one of ``values``."""
+        base = value.split("[", 1)[0]
+        return any(re.fullmatch(re.escape(v).replace(r"\{k\}", r"\d+"), base) for v in cls.value_names())
 
     def describe(self) -> dict:
         return {"name": self.name, **dataclasses.asdict(self.options)}
@@ -178,6 +192,9 @@ def compute_all(metrics: Sequence[Metric], predictions: Sequence, targets: Seque
                 raise MMBenchError(f"metrics {m.name!r} and another metric of the task both write the per-item "
                                    f"statistic {key!r} with different values")
             keys[key] = value
+        undeclared = [v.name for v in report.values if not type(m).declares(v.name)]
+        if undeclared:  # a programming error: `list metrics` and `compare --metrics` would not know them
+            raise RuntimeError(f"metric {m.name!r} reports {undeclared}, which its class does not declare in `values`")
         reports.append(report)
     return reports
 

@@ -412,6 +412,7 @@ class COCOCaptionMetrics(Metric):
     """
 
     name: ClassVar[str] = "coco_captions"
+    values: ClassVar[tuple[str, ...]] = ("Bleu_{k}", "METEOR", "ROUGE_L", "CIDEr-D", "SPICE")
     headline: ClassVar[tuple[str, ...]] = ("CIDEr-D",)
     inputs: ClassVar[str] = CAPTIONS
     description: ClassVar[str] = "COCO caption evaluation: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE (pycocoevalcap)"

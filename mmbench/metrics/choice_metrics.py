@@ -58,6 +58,7 @@ class MultipleChoiceAccuracy(Metric):
     share of questions with a pass no rule or judge could read, and breakdowns (``by``)."""
 
     name: ClassVar[str] = "mc_accuracy"
+    values: ClassVar[tuple[str, ...]] = ("mc_accuracy", "mc_accuracy_first_pass", "mc_unparseable_rate")
     headline: ClassVar[tuple[str, ...]] = ("mc_accuracy",)
     inputs: ClassVar[str] = CHOICES
     description: ClassVar[str] = "multiple-choice accuracy under a benchmark's reading rule (+ CircularEval)"
@@ -176,6 +177,7 @@ class POPE(Metric):
     unweighted mean over categories (the number LLaVA-1.5 reports as POPE)."""
 
     name: ClassVar[str] = "pope"
+    values: ClassVar[tuple[str, ...]] = ("pope_f1", "pope_accuracy", "pope_precision", "pope_recall", "pope_yes_ratio")
     headline: ClassVar[tuple[str, ...]] = ("pope_f1[mean over category]", "pope_f1")
     inputs: ClassVar[str] = ANSWERS
     description: ClassVar[str] = "POPE accuracy/precision/recall/F1/yes-ratio (official evaluate.py answer rules)"
@@ -232,6 +234,7 @@ class MME(Metric):
     """MME's per-subtask acc, acc+ and score (100 * (acc + acc+)) and the perception and cognition totals."""
 
     name: ClassVar[str] = "mme"
+    values: ClassVar[tuple[str, ...]] = ("mme_perception", "mme_cognition", "mme_score", "mme_acc", "mme_acc_plus")
     inputs: ClassVar[str] = ANSWERS
     description: ClassVar[str] = "MME perception/cognition scores (the eval tool's calculation.py rules)"
     Options: ClassVar[type] = MMEOptions

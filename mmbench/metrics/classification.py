@@ -115,6 +115,7 @@ class Classification(Metric):
     """
 
     name: ClassVar[str] = "classification"
+    values: ClassVar[tuple[str, ...]] = ("top1", "top5", "mean_per_class_recall", "mAP")
     headline: ClassVar[tuple[str, ...]] = ("top1", "mAP")
     inputs: ClassVar[str] = CLASS_SCORES
     description: ClassVar[str] = "top-1/top-5 accuracy and mean per-class recall; multilabel: macro mAP (torchmetrics)"

@@ -139,6 +139,7 @@ class PROptions:
 
 class PrecisionRecall(_ImageMetric):
     name: ClassVar[str] = "precision_recall"
+    values: ClassVar[tuple[str, ...]] = ("precision", "recall")
     description: ClassVar[str] = "improved precision and recall of the generated feature manifold (k-NN radii)"
     Options: ClassVar[type] = PROptions
 

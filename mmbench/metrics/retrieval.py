@@ -128,6 +128,7 @@ class RetrievalRecall(Metric):
     """
 
     name: ClassVar[str] = "recall_at_k"
+    values: ClassVar[tuple[str, ...]] = ("t2i_R@{k}", "i2t_R@{k}")
     headline: ClassVar[tuple[str, ...]] = ("t2i_R@5", "t2i_R@1")
     inputs: ClassVar[str] = EMBEDDINGS
     description: ClassVar[str] = "image<->text recall@k, CLIP-paper definition (cosine, ties by index)"

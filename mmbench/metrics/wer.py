@@ -244,6 +244,7 @@ class WordErrorRate(Metric):
     ``{"text": reference}`` (a failed item is an empty transcript: every reference word a deletion)."""
 
     name: ClassVar[str] = "wer"
+    values: ClassVar[tuple[str, ...]] = ("wer", "cer", "wer_mean_utterance")
     headline: ClassVar[tuple[str, ...]] = ("wer",)
     inputs: ClassVar[str] = TRANSCRIPTS
     description: ClassVar[str] = "corpus WER/CER (jiwer) after a named normaliser, S/D/I counts, mean-of-utterance WER"
