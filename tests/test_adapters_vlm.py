@@ -183,6 +183,39 @@ def test_blip2_uses_prompt_format(model, folder, family):
     assert described["prompt_format"] == "Question: {prompt} Answer:"
 
 
+def test_qformer_attention_measures_read_the_queries_and_their_patch_focus(model):
+    """BLIP-2: the language model's attention share on the query outputs, and the queries' cross-attention
+    focus over the vision tokens, checked against the Q-Former's own weights computed here from scratch."""
+    import math
+
+    adapter = model("blip2")
+    requests = [GenerationRequest(p, (tv.random_image(i),)) for i, p in enumerate(["what colour", "how many", "a"])]
+    prepared = adapter.prepare(requests, GREEDY)
+    values = adapter.image_attention(prepared, GREEDY)
+    assert [v["measure"] for v in values] == ["qformer_query_share"] * 3
+    assert all(0.0 < v["value"] < 1.0 for v in values)
+    focus = [v["also"]["qformer_patch_focus"] for v in values]
+    m = adapter.model
+    m.set_attn_implementation("eager")
+    try:
+        with torch.no_grad():
+            pixels = prepared.inputs[0]["pixel_values"].to(m.dtype)
+            image = m.vision_model(pixel_values=pixels).last_hidden_state
+            q = m.qformer(query_embeds=m.query_tokens.expand(len(requests), -1, -1), encoder_hidden_states=image,
+                          encoder_attention_mask=torch.ones(image.shape[:2], dtype=torch.long), output_attentions=True)
+    finally:
+        m.set_attn_implementation("sdpa")
+    weights = [w for w in q.cross_attentions if w is not None]
+    assert weights  # every cross-attention layer's [batch, heads, queries, vision tokens]
+    entropy = torch.stack([-(w * w.log()).sum(-1).mean((1, 2)) for w in weights]).mean(0)
+    expected = (1 - entropy / math.log(image.shape[1])).tolist()
+    assert focus == pytest.approx(expected, abs=1e-5)
+    # a property of the image alone: the same image with another prompt gives the same focus
+    alone = adapter.image_attention(adapter.prepare([GenerationRequest("describe", requests[0].images)], GREEDY),
+                                    GREEDY)
+    assert alone[0]["also"]["qformer_patch_focus"] == pytest.approx(focus[0], abs=1e-5)
+
+
 def test_idefics_v1_interleaves_images(model):
     adapter = model("idefics")
     request = GenerationRequest("what shape", (tv.random_image(5),), system="reply short")

@@ -115,14 +115,16 @@ def test_probe_aggregate_recomputes_reliance(capsys, probe_data, tmp_path):
 
 
 def test_attention_measures_on_tiny_vlms(capsys, probe_data, tmp_path):
-    """LLaVA-style models report the share of attention on image tokens, Idefics the gates' output size."""
+    """LLaVA-style models report the share of attention on image tokens, Idefics the gates' output size, BLIP-2
+    the share on its query outputs and the queries' focus on patches."""
     import torch
     import tiny_vlms
 
     torch.set_num_threads(1)
     data, tasks = probe_data
     for family, make, measure in (("hf-llava", tiny_vlms.make_tiny_llava, "image_attention_share"),
-                                  ("hf-idefics", tiny_vlms.make_tiny_idefics, "xattn_gate_ratio")):
+                                  ("hf-idefics", tiny_vlms.make_tiny_idefics, "xattn_gate_ratio"),
+                                  ("hf-blip2", tiny_vlms.make_tiny_blip2, "qformer_query_share")):
         folder = make(tmp_path / family)
         code = main(["run", "--model", family, "--model-args", f"pretrained={folder}", "--tasks", "probe:pv",
                      "--include-path", str(tasks), "--data-dir", str(data), "--output-dir", str(tmp_path / "o"),
@@ -132,6 +134,10 @@ def test_attention_measures_on_tiny_vlms(capsys, probe_data, tmp_path):
         values = {m["name"]: m["value"] for m in result.metrics}
         assert 0.0 < values[measure] < 1.0 + (measure == "xattn_gate_ratio") * 100
         assert "relative_image_reliance" in values
+        assert ("qformer_patch_focus" in values) == (family == "hf-blip2")  # the queries' focus on patches too
+        if family == "hf-blip2":
+            assert 0.0 <= values["qformer_patch_focus"] <= 1.0
+            assert "Q-Former" in next(m["variant"] for m in result.metrics if m["name"] == "qformer_patch_focus")
 
 
 def test_leaderboard_shows_reliance_and_verdict(capsys, probe_data, tmp_path):

@@ -270,7 +270,10 @@ def test_attention_probe_reads_inline_image_tokens(model, family):
     prepared = adapter.prepare(REQUESTS[:3], GREEDY)
     gens = adapter.generate(prepared, GREEDY)
     values = adapter.image_attention(prepared, GREEDY, [g.token_ids for g in gens])
-    assert [v["measure"] for v in values] == ["image_attention_share"] * 3
+    # InstructBLIP's inline image tokens are its Q-Former's query outputs (with the queries' patch focus)
+    measure = "qformer_query_share" if family == "instructblip" else "image_attention_share"
+    assert [v["measure"] for v in values] == [measure] * 3
+    assert all(0.0 <= v["also"]["qformer_patch_focus"] <= 1.0 for v in values) if family == "instructblip" else True
     assert all(0.0 < v["value"] < 1.0 for v in values)
     again = adapter.image_attention(adapter.prepare(REQUESTS[:1], GREEDY), GREEDY)  # generating anew: same value
     assert again[0]["value"] == pytest.approx(values[0]["value"], rel=1e-4)

@@ -322,7 +322,9 @@ class HFImageTextToText(Adapter):
             values = vlm_attention.image_attention(
                 self.model, inputs, new_ids, self.eos_token_ids, self.tokenizer.pad_token_id,
                 new_token_type=self.model_family.generated_token_type if self.model_family else 0)
-            out += [{"measure": measure, "value": v} for v in values]
+            # the main measure, and the others this architecture has (a Q-Former's patch focus)
+            out += [{"measure": measure, "value": v[measure], "also": {k: x for k, x in v.items() if k != measure}}
+                    for v in values]
         return out
 
     def _generate_ids(self, encoded: Any, kwargs: dict) -> list[list[int]]:

@@ -5,8 +5,12 @@
 - Gated cross-attention (Flamingo-style: Idefics v1, Llama 3.2 Vision): the size of what the gated
   cross-attention blocks add to the residual stream, ||block output - block input|| / ||block input||,
   averaged over blocks and the positions producing generated tokens.
+- Q-Former (BLIP-2, InstructBLIP with a decoder-only LM): the inline share above, on the query outputs the
+  language model reads instead of patches, and beside it how focused the queries' cross-attention to the
+  patches is: 1 - (entropy of each query's attention over the vision tokens) / log(vision tokens), averaged
+  over cross-attention layers, heads and queries (0: every query reads all patches alike; 1: each reads one).
 
-The two measures are not comparable with each other; each result names its measure. The answer is
+The measures are not comparable with each other; each result names its measure. The answer is
 generated again greedily for the measurement, so this costs one extra generation per item.
 """
 
@@ -18,6 +22,16 @@ from mmbench.errors import MMBenchError
 
 SHARE = "image_attention_share"
 GATE = "xattn_gate_ratio"
+QUERY_SHARE = "qformer_query_share"
+PATCH_FOCUS = "qformer_patch_focus"
+
+
+def _qformer_cross_attention(model: Any) -> list[Any]:
+    """The attention modules through which a Q-Former's queries read the vision tokens (none: no Q-Former)."""
+    qformer = getattr(model, "qformer", None)
+    if qformer is None or getattr(model, "query_tokens", None) is None:
+        return []
+    return [m for name, m in qformer.named_modules() if name.endswith("crossattention.attention")]
 
 
 def _gated_layers(model: Any) -> list[Any]:
@@ -41,14 +55,14 @@ def measure_name(model: Any) -> str | None:
     if _gated_layers(model):
         return GATE
     if image_token_id(model) is not None:
-        return SHARE
+        return QUERY_SHARE if _qformer_cross_attention(model) else SHARE
     return None
 
 
 def image_attention(model: Any, inputs: dict, new_ids: list[list[int]], eos_ids: list[int], pad_id: int | None,
-                    new_token_type: int = 0) -> list[float]:
-    """One value per row of ``inputs`` (a left-padded processor batch on the model's device) whose greedy
-    continuations are ``new_ids``. ``new_token_type``: the token type of generated tokens where the inputs
+                    new_token_type: int = 0) -> list[dict[str, float]]:
+    """Per row of ``inputs`` (a left-padded processor batch on the model's device) whose greedy continuations
+    are ``new_ids``: {measure: value}, the main measure (``measure_name``) first. ``new_token_type``: the token type of generated tokens where the inputs
     carry token_type_ids (Gemma 3 marks image tokens 1, text 0; PaliGemma marks its causal suffix 1)."""
     import torch
 
@@ -84,8 +98,12 @@ def image_attention(model: Any, inputs: dict, new_ids: list[list[int]], eos_ids:
     rows = [list(range(plen - 1, plen - 1 + n)) for n in lengths]
     with torch.inference_mode():
         if measure == GATE:
-            return _gate_ratio(model, feed, rows)
-        return _attention_share(model, feed, rows, ids == image_token_id(model))
+            return [{GATE: v} for v in _gate_ratio(model, feed, rows)]
+        cross = _qformer_cross_attention(model)
+        shares, focus = _attention_share(model, feed, rows, ids == image_token_id(model), cross)
+        if measure == QUERY_SHARE:
+            return [{QUERY_SHARE: s, PATCH_FOCUS: f} for s, f in zip(shares, focus)]
+        return [{SHARE: s} for s in shares]
 
 
 def _gate_ratio(model: Any, feed: dict, rows: list[list[int]]) -> list[float]:
@@ -111,15 +129,36 @@ def _gate_ratio(model: Any, feed: dict, rows: list[list[int]]) -> list[float]:
     return [float(ratio[r, pos].mean()) for r, pos in enumerate(rows)]
 
 
-def _attention_share(model: Any, feed: dict, rows: list[list[int]], is_image: Any) -> list[float]:
+def _attention_share(model: Any, feed: dict, rows: list[list[int]], is_image: Any,
+                     cross: list[Any]) -> tuple[list[float], list[float]]:
+    """The share of attention on the image positions per row; and per row the patch focus of the Q-Former's
+    cross-attention modules ``cross`` (read in the same forward; empty without them)."""
+    import math
+
     import torch
+
+    queries: list[torch.Tensor] = []  # per cross-attention layer: [batch, heads, queries, vision tokens]
+
+    def hook(module, args, output):
+        weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+        if weights is not None:
+            queries.append(weights.float())
 
     before = model.config._attn_implementation
     model.set_attn_implementation("eager")  # only eager attention returns its weights
+    handles = [m.register_forward_hook(hook) for m in cross]
     try:
         out = model(**feed, output_attentions=True)
     finally:
+        for h in handles:
+            h.remove()
         model.set_attn_implementation(before)
+    focus: list[float] = []
+    if cross:
+        if not queries:
+            raise MMBenchError(f"{type(model).__name__}: the Q-Former returned no cross-attention weights")
+        entropy = torch.stack([-(w * w.clamp(min=1e-30).log()).sum(-1).mean((1, 2)) for w in queries]).mean(0)
+        focus = (1.0 - entropy / math.log(queries[0].shape[-1])).clamp(0.0, 1.0).tolist()  # rounding: [0, 1]
     # wrappers (BLIP-2, InstructBLIP) return their language model's outputs inside their own
     own = getattr(out, "attentions", None) or getattr(getattr(out, "language_model_outputs", None), "attentions", None)
     attentions = [a for a in (own or ()) if a is not None]
@@ -127,4 +166,4 @@ def _attention_share(model: Any, feed: dict, rows: list[list[int]], is_image: An
         raise MMBenchError(f"{type(model).__name__} returned no attention weights")
     # [layers, batch, heads, query, key] -> mass on image keys per (batch, query), mean over layers and heads
     mass = torch.stack([(a.float() * is_image[:, None, None, :].float()).sum(-1).mean(1) for a in attentions]).mean(0)
-    return [float(mass[r, pos].mean()) for r, pos in enumerate(rows)]
+    return [float(mass[r, pos].mean()) for r, pos in enumerate(rows)], focus

@@ -58,6 +58,10 @@ ATTENTION_VARIANTS = {
                              "tokens, mean over layers and heads (inline image tokens, LLaVA-style; eager attention)",
     "xattn_gate_ratio": "||gated cross-attention block output - input|| / ||input|| at the positions producing "
                         "generated tokens, mean over blocks (Flamingo-style gates)",
+    "qformer_query_share": "share of attention mass that the positions producing generated tokens put on the "
+                           "Q-Former's query outputs, mean over layers and heads (BLIP-2-style; eager attention)",
+    "qformer_patch_focus": "1 - entropy of each Q-Former query's cross-attention over the vision tokens / log(vision "
+                           "tokens), mean over cross-attention layers, heads and queries (0: uniform, 1: one patch)",
 }
 
 
@@ -299,6 +303,9 @@ class ModalityProbe(WrappingTask):
             measure = attention[0]["measure"]
             metrics.append(MetricValue(measure, float(np.mean([a["value"] for a in attention])),
                                        ATTENTION_VARIANTS[measure] + f" (mean over {len(attention)} real items)"))
+            for other in attention[0].get("also", {}):  # e.g. a Q-Former's patch focus beside its query share
+                metrics.append(MetricValue(other, float(np.mean([a["also"][other] for a in attention])),
+                                           ATTENTION_VARIANTS[other] + f" (mean over {len(attention)} real items)"))
         answers = {c: [self.answer(reports[c].samples.get(it["id"], {})) for it in inner_items] for c in conditions}
         for c in ("shuffled",) if "shuffled" in conditions else ():
             metrics.append(MetricValue("answer_change_rate", rel.answer_change_rate(answers["real"], answers[c]),
