@@ -1,4 +1,4 @@
-"""``mmbench leaderboard`` and ``mmbench compare``: the reporting commands (wired in by cli.main).
+"""``mmbench leaderboard``, ``compare``, ``show`` and ``report``: the reporting commands (wired in by cli.main).
 
 leaderboard: a definition applied to the store -> Markdown, LaTeX, CSV, JSON or a self-contained HTML page
 (several ``--output`` files at once share one computation), plus PNG/PDF plots with ``--plots DIR``.
@@ -6,6 +6,7 @@ compare: the per-task table of NEW-minus-BASE differences with paired tests; wit
 it exits 1 when a task is significantly worse (0 otherwise; bad input is an MMBenchError, exit 2). With
 ``--published BOARD:REFERENCE`` it takes one RUN and checks it against a leaderboard's published row
 (report/published.py): exit 1 when a published value lies outside the run's interval.
+report: one self-contained HTML page to look at a run item by item (report/run_report.py).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _stats_options(p: argparse.ArgumentParser, resamples_default: int | None) ->
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Add the ``show``, ``leaderboard`` and ``compare`` subcommands to the main parser's subparsers."""
+    """Add the ``show``, ``leaderboard``, ``compare`` and ``report`` subcommands to the main parser's subparsers."""
     s = sub.add_parser("show", help="a run's full results table: every metric, its variant, fingerprints, notes",
                        description="Print the full table of a run (what `mmbench run` summarises): every metric "
                                    "with a footnote saying what produced it, the data, model and task "
@@ -93,6 +94,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _stats_options(p, None)
     p.set_defaults(func=cmd_leaderboard)
     _add_compare_parser(sub)
+    _add_report_parser(sub)
 
 
 def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
@@ -134,6 +136,56 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--output", type=Path, help="write the output to this file instead of stdout")
     _stats_options(c, None)
     c.set_defaults(func=cmd_compare)
+
+
+REPORT_TIME_BUDGET_S = 60.0  # per result; a page should not wait 10 minutes for one FID interval
+
+
+def _add_report_parser(sub: argparse._SubParsersAction) -> None:
+    from mmbench.report.run_report_items import COMPARE_RULE, DEFAULT_MAX_IMAGES
+
+    r = sub.add_parser(
+        "report", help="one self-contained HTML page to look at a run: scores with intervals, every item with its "
+                       "image, prompt, output and score",
+        description="Write one HTML file (no network access, everything inline) showing a run: per (model, task) "
+                    "the headline metric and every other metric with a bootstrap interval, what produced each "
+                    "number, and a browser over the items (image or audio, the exact prompt sent, the output, "
+                    "the references, the score) with filters for wrong, failed and changed items and a text "
+                    "search. RUN is a run folder, a run id under --output-dir, or a run id (prefix) or model:NAME "
+                    f"in --store. With --compare OTHER: {COMPARE_RULE}. Example: `mmbench report "
+                    "mmbench-runs/RUN_ID --compare mmbench-runs/BASE_ID --output report.html`.")
+    r.add_argument("run", metavar="RUN", help="a run folder, or a run id under --output-dir or in --store")
+    r.add_argument("--compare", metavar="OTHER", help="a second run (same forms as RUN) to compare item by item")
+    r.add_argument("--output", type=Path, required=True, help="the HTML file to write")
+    r.add_argument("--output-dir", type=Path, default=Path("mmbench-runs"),
+                   help="where run folders are (default: ./mmbench-runs)")
+    r.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"results store for run ids (default: "
+                                                                     f"{DEFAULT_STORE})")
+    r.add_argument("--data-dir", type=Path, help="where the tasks' data are, to show the items' images and audio "
+                                                 "(default: the run's --data-dir)")
+    r.add_argument("--max-images", type=_positive_int, default=DEFAULT_MAX_IMAGES, metavar="N",
+                   help=f"embed at most N distinct images and audio clips (thumbnails); later items are shown "
+                        f"without them, and the page says so (default: {DEFAULT_MAX_IMAGES})")
+    r.add_argument("--resamples", type=_positive_int, default=1000,
+                   help="bootstrap resamples over items (default: 1000)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the resampling (default: 0)")
+    r.add_argument("--alpha", type=_alpha, default=0.05, help="1 - confidence level of the intervals (default: 0.05)")
+    r.add_argument("--time-budget", type=float, default=REPORT_TIME_BUDGET_S, metavar="SECONDS",
+                   help="per result: a metric whose recomputation on every resample would take longer gets no "
+                        f"interval, and the page says why (default: {REPORT_TIME_BUDGET_S:g})")
+    r.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mmbench.report.run_report import write_report
+
+    if args.output.is_dir():
+        raise MMBenchError(f"--output {args.output} is a folder; name the .html file to write")
+    path = write_report(args.output, args.run, compare=args.compare, output_dir=args.output_dir, store=args.store,
+                        data_dir=args.data_dir, max_images=args.max_images, resamples=args.resamples,
+                        seed=args.seed, alpha=args.alpha, time_budget_s=args.time_budget)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
 
 
 def _formats(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
