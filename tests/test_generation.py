@@ -460,6 +460,14 @@ def test_kid_subset_larger_than_the_sample_is_a_clear_error(capsys, mini_pipe, c
                  "--output-dir", str(tmp_path / "out"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and "subset_size 50 exceeds the sample count (20 prompts, 20 reference images)" in err
+    # under --limit the user asked for a small subset: KID is unavailable with its reason, FID still comes out
+    code = main(["run", "--model", "diffusers", "--model-args", f"pretrained={mini_pipe}", "--tasks", str(task),
+                 "--output-dir", str(tmp_path / "out"), "--no-progress", "--limit", "6"])
+    assert code == 0, capsys.readouterr().err
+    run = RunResult.read(sorted(p for p in (tmp_path / "out").iterdir() if p.is_dir())[-1])
+    metrics = {m["name"]: m for m in run.results[0].metrics}
+    assert metrics["kid"]["value"] is None and "subset_size 50 exceeds the 6 generated images" in metrics["kid"]["unavailable"]
+    assert metrics["fid"]["value"] is not None and run.command[1:4] == ["run", "--model", "diffusers"]
 
 
 def test_item_seeds_are_stable_and_distinct():

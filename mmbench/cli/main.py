@@ -179,7 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mmbench.logs import RunLog
 
     with RunLog(args.verbosity) as run_log:
-        runner = Runner(spec.options, command=["mmbench", *sys.argv[1:]], run_log=run_log)
+        runner = Runner(spec.options, command=["mmbench", *getattr(args, "argv", sys.argv[1:])], run_log=run_log)
         run, run_dir = runner.run(spec, strict=suite_name is None)
     if run is not None:  # under torchrun only rank 0 holds the results
         print(summary_table(run, str(run_dir)))
@@ -386,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # argparse exits on a bad option (after printing its one line) and on --help: return the code instead
         argv = argv[:1] + lm_eval_spellings(argv[1:]) if argv[0] not in ("mini",) else argv
         args, extra = parser.parse_known_args(argv)
+        args.argv = list(argv)  # what the run records as its command (main() may be called with other arguments)
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     except MMBenchError as exc:
