@@ -3,7 +3,8 @@
 The page is rendered from the Jinja2 template ``templates/leaderboard.html.jinja`` (with its script and style
 beside it) in an environment with autoescaping, so everything that comes from runs (model and task names,
 variants, notes, model outputs) is escaped by the template engine; this module only turns a Leaderboard into
-plain values for it (display strings, sort keys, tooltips, base64 images). Everything is inline (CSS, one
+plain values for it (display strings, sort keys, tooltips, base64 images; the pairwise table of the
+definition's ``pairwise:`` when it has one). Everything is inline (CSS, one
 small script, plots and generated images as base64 PNG), so the file can be mailed, committed or opened
 offline. As a second line of defence the page's Content-Security-Policy allows only its own script (by
 hash) and ``data:`` images, so markup that slipped into a run could not execute either.
@@ -23,13 +24,18 @@ import jinja2
 
 from mmbench.report import plots
 from mmbench.report.leaderboard import Leaderboard
+from mmbench.report.pairwise import pair_label
 from mmbench.report.published import INSIDE, OUTSIDE, check_text
 from mmbench.report.render import (
     average_parts,
     caption_sentences,
     fmt_memory,
     fmt_rate,
+    has_pairwise,
     headers,
+    pairwise_caption,
+    pairwise_grid,
+    pairwise_text,
     published_lines,
     reference_label,
 )
@@ -149,6 +155,37 @@ def _table(lb: Leaderboard) -> dict:
             "published": _published_rows(lb)}
 
 
+def _pairwise(lb: Leaderboard) -> dict | None:
+    """The pairwise table (report/pairwise.py) for the template, None without the definition's key: cells
+    with the difference, interval and Holm-adjusted p, the mark, and a tooltip with both p-values and n."""
+    if not has_pairwise(lb):
+        return None
+    level = f"{100 * (1 - lb.settings['alpha']):g}%"
+    digits = lb.definition.digits
+    labels, pairs, found = pairwise_grid(lb)
+    rows = []
+    for a, b in pairs:
+        cells = [_cell(pair_label(a, b))]
+        for label in labels:
+            row = found.get((a, b, label))
+            if row is None:
+                cells.append(_cell("—", "", f"{a} or {b} has no result in {label}"))
+                continue
+            if _present(row.get("low")) and _present(row.get("high")):
+                tip = f"{level} CI [{float(row['low']):+.{digits + 1}f}, {float(row['high']):+.{digits + 1}f}]"
+            else:
+                tip = "no interval"
+            if _present(row.get("p")):
+                tip += f"; p = {float(row['p']):.3g}, Holm-adjusted p = {float(row['p_holm']):.3g}"
+            tip += f"; n = {row['n']} shared items" if _present(row.get("n")) else ""
+            tip += f"; {row['note']}" if row.get("note") else ""
+            cells.append(_cell(pairwise_text(row, digits), _num(row.get("diff")), tip,
+                               sig=int(row.get("sig") or 0)))
+        rows.append(cells)
+    return {"heads": ["Pair"] + labels, "rows": rows, "caption": pairwise_caption(lb, "html"),
+            "notes": list(lb.pairwise_notes)}
+
+
 def _plots(lb: Leaderboard) -> list[dict]:
     return [{"name": name, "title": _PLOT_TITLES.get(name, name),
              "png_base64": base64.b64encode(plots.png_bytes(fig)).decode("ascii")}
@@ -196,4 +233,4 @@ def to_html(lb: Leaderboard) -> str:
         title=d.title or f"Leaderboard {d.name}", description=d.description or "", table=_table(lb),
         caption=" ".join(caption_sentences(lb, "html")[1:]), published=published_lines(lb), notes=list(lb.notes),
         plots=_plots(lb),
-        samples=_samples(lb), source=d.source or d.name)
+        samples=_samples(lb), source=d.source or d.name, pairwise=_pairwise(lb))

@@ -19,6 +19,8 @@ Definition keys (all optional except ``columns``)::
         # column (neither direction is better): no best mark, no significance mark, not used to rank
     models: [a, b]                  # rows to show, in this order (default: every model, best first)
     baseline: b                     # mark cells significantly better/worse than this row
+    pairwise: true                  # or [a, b, c]: a table of paired differences between every pair of rows
+                                    # (or of the named models): see mmbench/report/pairwise.py
     average: {label: Mean, columns: ["Zero-shot top-1", ...]}   # columns: default all
     throughput: all                 # or a task name: whose items/s and peak memory the row shows
     curves: [{name: noise, y: wer}] # x: "x" (the task files' curve x) or a metric; y: a metric
@@ -42,6 +44,7 @@ import pandas as pd
 import mmbench
 from mmbench.errors import MMBenchError
 from mmbench.report.compare import align
+from mmbench.report.pairwise import PAIRWISE_COLUMNS, pairwise_models, pairwise_table, parse_pairwise
 from mmbench.report.published import (
     CHECK_COLUMNS,
     Reference,
@@ -58,7 +61,7 @@ from mmbench.report.stats import (BOOTSTRAP_METHOD, DEFAULT_ALPHA, DEFAULT_RESAM
 from mmbench.store import Store
 
 _KEYS = {"leaderboard", "title", "description", "columns", "models", "baseline", "average", "throughput",
-         "curves", "digits", "resamples", "seed", "alpha", "samples", "references", "reproduce"}
+         "curves", "digits", "resamples", "seed", "alpha", "samples", "references", "reproduce", "pairwise"}
 _COLUMN_KEYS = {"task", "metric", "label", "higher_is_better", "scale", "rank"}
 _CURVE_KEYS = {"name", "x", "y", "label"}
 _AVERAGE_KEYS = {"label", "columns"}
@@ -102,6 +105,7 @@ class Definition:
     source: str = ""
     references: tuple[Reference, ...] = ()  # published rows (report/published.py)
     reproduce: tuple[tuple[str, str], ...] = ()  # (run model name pattern, reference row), in file order
+    pairwise: bool | tuple[str, ...] = False  # True: every pair of rows; names: every pair among them, in order
 
 
 # ---------------------------------------------------------------------------------------------- definitions
@@ -175,6 +179,7 @@ def parse_definition(raw: Any, name: str, source: str = "") -> Definition:
         curves = tuple(curves)
     try:
         models = raw.get("models")
+        pairwise = parse_pairwise(raw.get("pairwise"), models if isinstance(models, list) else None, where)
         return Definition(
             name=str(raw.get("leaderboard", name)), columns=tuple(columns), title=str(raw.get("title", "")),
             description=str(raw.get("description", "")), models=None if models is None else tuple(map(str, models)),
@@ -182,7 +187,7 @@ def parse_definition(raw: Any, name: str, source: str = "") -> Definition:
             throughput=str(raw.get("throughput", "all")), curves=curves, digits=int(raw.get("digits", 3)),
             resamples=int(raw.get("resamples", DEFAULT_RESAMPLES)), seed=int(raw.get("seed", 0)),
             alpha=float(raw.get("alpha", DEFAULT_ALPHA)), samples=int(raw.get("samples", 3)), source=source,
-            references=references, reproduce=reproduce)
+            references=references, reproduce=reproduce, pairwise=pairwise)
     except (TypeError, ValueError) as exc:
         raise MMBenchError(f"{where}: {exc}") from exc
 
@@ -258,6 +263,10 @@ class Leaderboard:
     # column with a published value), status inside/outside/...), and one summary line per such model.
     checks: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CHECK_COLUMNS))
     reproduction: list[str] = field(default_factory=list)
+    # With the definition's ``pairwise:`` (report/pairwise.py): one row per (ranked column, pair of models that
+    # both have the cell), the difference on the display scale, its interval, p and Holm-adjusted p; its notes.
+    pairwise: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PAIRWISE_COLUMNS))
+    pairwise_notes: list[str] = field(default_factory=list)
 
     def cell(self, model: str, label: str) -> dict | None:
         """The cell of ``model`` in column ``label`` as a dict (missing numbers as None), or None."""
@@ -322,6 +331,8 @@ def build_leaderboard(definition: Definition, store: Store, *, models: Sequence[
     if baseline is not None and baseline not in row_models:
         raise MMBenchError(f"baseline {baseline!r} is not a row of leaderboard {definition.name!r}; rows: "
                            f"{', '.join(row_models)}")
+    if definition.pairwise and definition.pairwise is not True:
+        pairwise_models(definition, row_models)  # unknown names are refused before any resampling
     settings = {"method": BOOTSTRAP_METHOD, "resamples": B, "seed": seed, "alpha": alpha, "baseline": baseline,
                 "significance": "paired bootstrap against the baseline, Holm across each row's columns"}
     boots = {}
@@ -344,6 +355,10 @@ def build_leaderboard(definition: Definition, store: Store, *, models: Sequence[
     lb = Leaderboard(definition, order, cells, rows, curves, [s for s in samples if s.samples], settings, notes)
     lb.checks = reference_checks(definition, assign_references(definition, order, reproduce), lb.cell, records)
     lb.reproduction = summaries(lb.checks, definition.digits, alpha)
+    if definition.pairwise:
+        lb.pairwise, lb.pairwise_notes = pairwise_table(definition, pairwise_models(definition, order), cells,
+                                                        records, resamples=B, seed=seed, alpha=alpha,
+                                                        time_budget_s=time_budget_s)
     return lb
 
 

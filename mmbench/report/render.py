@@ -11,6 +11,11 @@ with the values as their sources report them: no interval, no bold, no marks, no
 splits are listed below the table. A model that should reproduce a reference row carries a check in each
 such cell: ✓ or ✗ and the published value (inside or outside the cell's interval), "?" (no interval), or
 "(no score; pub. X)" / "(not run; pub. X)"; one summary line per such model follows the citations.
+
+With the definition's ``pairwise:`` (report/pairwise.py) a "Pairwise differences" table follows: one row per
+pair "A − B", one column per tested leaderboard column, each cell the difference on the column's scale, its
+interval, the Holm-adjusted p and a mark (▲/▼: A significantly better/worse than B), then its caption and
+notes. Without the key every output is exactly as before.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from mmbench.report.leaderboard import Leaderboard
+from mmbench.report.pairwise import pair_label
 from mmbench.report.published import Reference, check_text
 
 SUFFIXES = {".md": "md", ".markdown": "md", ".tex": "latex", ".csv": "csv", ".json": "json", ".html": "html",
@@ -32,7 +38,7 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", "→": r"$\rightarrow$",
                   "←": r"$\leftarrow$", "±": r"$\pm$", "×": r"$\times$", "≤": r"$\leq$", "≥": r"$\geq$",
-                  "–": "--", "—": "---", "▲": "+", "▼": "-", "α": r"$\alpha$", "✓": r"$\surd$",
+                  "–": "--", "—": "---", "−": "$-$", "▲": "+", "▼": "-", "α": r"$\alpha$", "✓": r"$\surd$",
                   "✗": r"$\times$",
                   # brackets in braces: "\\" followed by "[" would read as the optional argument of \\
                   "[": "{[}", "]": "{]}", "\n": " ", "\r": " ", "\t": " "}
@@ -211,6 +217,116 @@ def caption_sentences(lb: Leaderboard, style: str = "md") -> list[str]:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- pairwise
+
+def has_pairwise(lb: Leaderboard) -> bool:
+    """Whether the outputs carry the pairwise section (the definition asks for it, or a table was set)."""
+    return bool(lb.definition.pairwise) or not lb.pairwise.empty
+
+
+def pairwise_grid(lb: Leaderboard) -> tuple[list[str], list[tuple[str, str]], dict[tuple[str, str, str], dict]]:
+    """The pairwise table's shape: the tested column labels (definition order), the pairs (A, B) in the
+    order compared, and each (A, B, label)'s row of ``lb.pairwise`` as a dict."""
+    frame = lb.pairwise
+    if frame.empty:
+        return [], [], {}
+    tested = set(frame["column"])
+    labels = [c.label for c in lb.definition.columns if c.label in tested]
+    names = lb.models if lb.definition.pairwise is True else list(lb.definition.pairwise or ())
+    found = list(dict.fromkeys(zip(frame["model_a"], frame["model_b"])))
+    rank = {m: i for i, m in enumerate(names)}
+    pairs = sorted(found, key=lambda ab: (rank.get(ab[0], len(rank)), rank.get(ab[1], len(rank)), found.index(ab)))
+    rows = {(r["model_a"], r["model_b"], r["column"]): r for r in frame.to_dict(orient="records")}
+    return labels, pairs, rows
+
+
+def fmt_p(p: Any) -> str:
+    """"p=0.004" / "p<0.001" ("" when there is no p)."""
+    if _missing(p):
+        return ""
+    return "p<0.001" if float(p) < 0.001 else f"p={float(p):.3f}"
+
+
+def pairwise_text(row: dict, digits: int) -> str:
+    """"+3.2 [+1.0, +5.4] p=0.004" (Holm-adjusted p; no mark): "n/a" without a difference."""
+    if _missing(row.get("diff")):
+        return "n/a"
+    text = f"{float(row['diff']):+.{digits}f}"
+    if not _missing(row.get("low")) and not _missing(row.get("high")):
+        text += f" [{float(row['low']):+.{digits}f}, {float(row['high']):+.{digits}f}]"
+    p = fmt_p(row.get("p_holm"))
+    return text + (" " + p if p else "")
+
+
+def pairwise_rows(lb: Leaderboard, style: str) -> tuple[list[str], list[list[str]]]:
+    """Headers and display rows of the pairwise table (style md, latex or html; md/latex text escaped)."""
+    esc = latex_escape if style == "latex" else md_escape if style == "md" else (lambda s: s)
+    missing = "--" if style == "latex" else "—"
+    labels, pairs, found = pairwise_grid(lb)
+    out = []
+    for a, b in pairs:
+        line = [esc(pair_label(a, b))]
+        for label in labels:
+            row = found.get((a, b, label))
+            line.append(missing if row is None else esc(pairwise_text(row, lb.definition.digits))
+                        + MARKS[style].get(int(row.get("sig") or 0), ""))
+        out.append(line)
+    return [esc("Pair")] + [esc(x) for x in labels], out
+
+
+def pairwise_caption(lb: Leaderboard, style: str = "md") -> str:
+    """The one caption sentence of the pairwise table (plain text: escape it for the target format)."""
+    s = lb.settings
+    level = f"{100 * (1 - s['alpha']):g}%"
+    marks = "+/-" if style == "latex" else "▲/▼"
+    return (f"Pairwise differences: each cell is the pair's first model minus its second, in the column's "
+            f"displayed scale, with the {level} interval of the difference and the two-sided p-value of a paired "
+            f"bootstrap over the items both results share ({s['resamples']} resamples, seed {s['seed']}), "
+            f"Holm-adjusted across the pairs within each column; {marks}: the first model is significantly "
+            f"better/worse than the second (alpha {s['alpha']:g}, respecting lower-is-better); —: one of the two "
+            f"has no result in the column; n/a: no value to compare.")
+
+
+def _markdown_pairwise(lb: Leaderboard) -> list[str]:
+    heads, rows = pairwise_rows(lb, "md")
+    parts = ["", "## Pairwise differences", ""]
+    if rows:
+        align = ["left"] + ["right"] * (len(heads) - 1)
+        parts += [tabulate(rows, headers=heads, tablefmt="github", colalign=align, disable_numparse=True), "",
+                  md_escape(pairwise_caption(lb, "md")), ""]
+    return parts + [f"- {md_escape(n)}" for n in lb.pairwise_notes]
+
+
+def _latex_pairwise(lb: Leaderboard) -> str:
+    """A second booktabs table float (or, without any pair, the notes as LaTeX comments)."""
+    heads, rows = pairwise_rows(lb, "latex")
+    if not rows:
+        return "".join(f"% {latex_escape(n)}\n" for n in ["Pairwise differences:"] + lb.pairwise_notes)
+    caption = latex_escape(pairwise_caption(lb, "latex"))
+    styler = pd.DataFrame(rows, columns=heads).style.hide(axis="index")
+    tex = styler.to_latex(column_format="l" + "r" * (len(heads) - 1), hrules=True, caption=caption,
+                          label=f"tab:mmbench-{lb.definition.name}-pairwise", position_float="centering",
+                          environment="table", position="t")
+    if lb.pairwise_notes:
+        notes = " ".join(latex_escape(_sentence(n)) for n in lb.pairwise_notes)
+        block = "\\par\\smallskip{\\footnotesize " + notes + "}\n"
+        tex = tex.replace("\\end{table}", block + "\\end{table}")
+    return tex
+
+
+def _pairwise_frame(lb: Leaderboard) -> pd.DataFrame:
+    """CSV lines of the pairwise table (``row_kind`` pairwise, ``model`` A and ``model_b`` B): value, low and
+    high in the metric's units (the difference / scale), as the measured lines."""
+    frame = lb.pairwise.astype(object)
+    if frame.empty:
+        return frame
+    out = frame.rename(columns={"model_a": "model", "diff": "value"}).assign(row_kind="pairwise")
+    for col in ("value", "low", "high"):
+        out[col] = [None if _missing(v) else round(float(v) / float(sc), 12)
+                    for v, sc in zip(out[col], out["scale"])]
+    return out
+
+
 def to_markdown(lb: Leaderboard) -> str:
     d = lb.definition
     parts = [f"# {md_escape(d.title or 'Leaderboard ' + d.name)}", ""]
@@ -222,6 +338,8 @@ def to_markdown(lb: Leaderboard) -> str:
                        disable_numparse=True), ""]
     parts += [md_escape(" ".join(caption_sentences(lb, "md")[1:])), ""]
     parts += [f"- {md_escape(n)}" for n in published_lines(lb) + lb.notes]
+    if has_pairwise(lb):
+        parts += _markdown_pairwise(lb)
     return "\n".join(parts) + "\n"
 
 
@@ -253,6 +371,8 @@ def to_latex(lb: Leaderboard) -> str:
     if remarks:
         block = "\\par\\smallskip{\\footnotesize " + " ".join(latex_escape(_sentence(n)) for n in remarks) + "}\n"
         tex = tex.replace("\\end{table}", block + "\\end{table}")
+    if has_pairwise(lb):
+        tex += "\n" + _latex_pairwise(lb)
     return tex
 
 
@@ -304,11 +424,16 @@ def to_csv(lb: Leaderboard) -> str:
     published = _published_frame(lb)
     if not published.empty:
         cells = pd.concat([cells, published], ignore_index=True) if not cells.empty else published
+    pairwise = _pairwise_frame(lb) if has_pairwise(lb) else pd.DataFrame()
+    if not pairwise.empty:
+        cells = pd.concat([cells, pairwise], ignore_index=True) if not cells.empty else pairwise
     cells = cells.assign(ci_method=s["method"], resamples=s["resamples"], seed=s["seed"], alpha=s["alpha"])
     keep = ["rank", "model", "column", "task", "metric", "value", "low", "high", "scale", "se", "se_analytic", "n",
             "higher_is_better", "best", "sig", "p_vs_baseline", "items_per_s", "peak_memory_bytes",
             "peak_memory_kind", "variant", "note", "run_id", "result_id", "ci_method", "resamples", "seed", "alpha",
             "row_kind", "reference", "published_value", "reproduces", "check_note", "source", "split"]
+    if not pairwise.empty:  # the pairwise lines: A in ``model``, B in ``model_b``; p raw and Holm-adjusted
+        keep += ["model_b", "p", "p_holm"]
     out = cells.reindex(columns=keep)
     for col in ("n", "sig", "result_id", "peak_memory_bytes"):  # whole numbers stay whole beside empty cells
         values = pd.to_numeric(out[col], errors="coerce")
@@ -335,6 +460,9 @@ def to_json(lb: Leaderboard) -> str:
         "reproduce": dict(zip(lb.checks["model"], lb.checks["reference"])), "checks": _records(lb.checks),
         "reproduction": lb.reproduction, "notes": lb.notes,
     }
+    if has_pairwise(lb):  # differences on the display scale, as the tables show them
+        doc["pairwise"] = _records(lb.pairwise)
+        doc["pairwise_notes"] = lb.pairwise_notes
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
 
 
