@@ -57,15 +57,32 @@ IMAGE_MARKER = "\ufffc"
 
 
 @dataclass(frozen=True)
-class GenerationRequest:
-    """One image+prompt->text request: the task's user prompt, its images (0..n) and a system prompt.
+class VideoInput:
+    """A video as a model takes it natively: its sampled frames (RGB, in time order) and their times in seconds
+    from the video's start (models that encode time, e.g. Qwen2.5-VL's absolute time, read them)."""
 
-    The images go in front of the prompt, unless the prompt holds IMAGE_MARKER once per image: then each image
-    goes where its marker stands, in order (interleaved text and images, as MMMU and multi-frame video need)."""
+    frames: tuple["Image.Image", ...]
+    timestamps: tuple[float, ...]
+
+    @property
+    def fps(self) -> float | None:
+        """The sampled frames' rate (frames over the span they cover), or None for a single frame."""
+        span = self.timestamps[-1] - self.timestamps[0] if len(self.timestamps) > 1 else 0.0
+        return (len(self.timestamps) - 1) / span if span > 0 else None
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One image+prompt->text request: the task's user prompt, its images (0..n), a system prompt, and a video
+    (only for adapters whose ``accepts_video`` is true; tasks give other models a video's frames as images).
+
+    The images (and the video) go in front of the prompt, unless the prompt holds IMAGE_MARKER once per image:
+    then each image goes where its marker stands, in order (interleaved text and images, as MMMU needs)."""
 
     prompt: str
     images: tuple["Image.Image", ...] = ()
     system: str | None = None
+    video: VideoInput | None = None
 
     @property
     def interleaved(self) -> bool:

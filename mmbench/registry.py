@@ -188,6 +188,7 @@ for _name, _target in {
     "mini-clip": "mmbench.mini.zoo:MINI_CLIP",
     "mini-llava": "mmbench.mini.zoo:MINI_LLAVA",
     "mini-flamingo": "mmbench.mini.zoo:MINI_FLAMINGO",
+    "mini-blip2": "mmbench.mini.zoo:MINI_BLIP2",
     "mini-llava-blind": "mmbench.mini.zoo:MINI_LLAVA_BLIND",
     "mini-diffusion": "mmbench.mini.zoo:MINI_DIFFUSION",
 }.items():
@@ -197,6 +198,8 @@ for _name, _target in {
     "zeroshot-classification": "mmbench.tasks.classification:ZeroShotClassification",
     "retrieval": "mmbench.tasks.retrieval:ImageTextRetrieval",
     "vqa": "mmbench.tasks.vqa:VisualQuestionAnswering",
+    "video-qa": "mmbench.tasks.video:VideoQuestionAnswering",
+    "video-retrieval": "mmbench.tasks.video:VideoTextRetrieval",
     "multiple-choice": "mmbench.tasks.multiple_choice:MultipleChoice",
     "captioning": "mmbench.tasks.captioning:ImageCaptioning",
     "asr": "mmbench.tasks.asr:SpeechRecognition",

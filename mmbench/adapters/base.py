@@ -143,6 +143,9 @@ class Adapter:
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     Args: ClassVar[type] = ModelArgs
     default_batch_size: ClassVar[int | None] = None
+    # an image+prompt->text adapter that takes GenerationRequest.video natively (its processor encodes the
+    # frames as one video); the others get a video's frames as images (mmbench/tasks/video_input.py)
+    accepts_video: bool = False
 
     def __init__(self, args: ModelArgs, name: str = "") -> None:
         self.args = args

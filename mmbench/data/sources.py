@@ -113,7 +113,7 @@ def load_jsonl(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
     """A manifest, one JSON object per line: ``{"image": path, "label": name|int}``, ``"captions": [...]``,
     ``{"image", "question", "answers"}`` or ``{"audio": path, "text"}``: every field reaches the task.
 
-    Image and audio paths are relative to the manifest's folder. ``id`` is optional (default: the line number).
+    Image, audio and video paths are relative to the manifest's folder. ``id`` is optional (default: the line number).
     """
     from mmbench.files import iter_jsonl
 
@@ -134,7 +134,7 @@ def load_jsonl(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
         if rec["id"] in seen:
             raise DataError(f"task {ctx.task!r}: {path} line {lineno}: duplicate id {rec['id']!r}")
         seen.add(rec["id"])
-        for media in ("image", "audio"):  # media paths are relative to the manifest's folder
+        for media in ("image", "audio", "video"):  # media paths are relative to the manifest's folder
             if media in row and (not isinstance(row[media], str) or not row[media]):
                 raise DataError(f"task {ctx.task!r}: {path} line {lineno}: {media} must be a file path (a "
                                 f"non-empty string), got {row[media]!r}")
@@ -148,7 +148,7 @@ def load_jsonl(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
     if not records:
         raise DataError(f"task {ctx.task!r}: manifest {path} has no records")
     fp = fingerprint(["jsonl", hashlib.sha256(path.read_bytes()).hexdigest(), class_names,
-                      [_file_ref(r[m], path.parent)[1] for r in records for m in ("image", "audio")
+                      [_file_ref(r[m], path.parent)[1] for r in records for m in ("image", "audio", "video")
                        if isinstance(r.get(m), Path)]])
     return DataSet(records, fp, f"jsonl {path} ({len(records)} records)",
                    class_names=class_names or None)

@@ -62,6 +62,9 @@ class Batch:
     items: list[dict]
     payload: Any
     failed: dict[str, str] = field(default_factory=dict)
+    # per item of ``items`` (when a kind has them): what the outputs carry besides the model's answer, e.g. the
+    # frame indices and times a video item was sampled at
+    extras: list[dict] = field(default_factory=list)
 
 
 @dataclass

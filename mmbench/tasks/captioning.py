@@ -14,6 +14,7 @@ from mmbench.errors import MMBenchError
 from mmbench.metrics.api import CAPTIONS
 from mmbench.tasks.base import ScoreReport
 from mmbench.tasks.generative import GenerativeConfig, GenerativeTask, image_tokens_of
+from mmbench.tasks.video_input import video_record_of
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class ImageCaptioning(GenerativeTask):
         for i, (it, o) in enumerate(zip(items, outputs)):
             sample = {"prompt_sent": None if o is None else o["prompt_sent"],
                       "generation": None if o is None else o["generation"], "caption": preds[i],
-                      "references": targets[i]["captions"], **image_tokens_of(o)}
+                      "references": targets[i]["captions"], **image_tokens_of(o),
+                      **video_record_of(o)}
             for r in reports:
                 sample.update({k: v[i] for k, v in r.per_item.items()})
             samples[it["id"]] = sample

@@ -12,6 +12,7 @@ from mmbench.capabilities import Capability, DecodingSettings, GenerationConfig,
 from mmbench.data.images import load_image
 from mmbench.errors import ItemError, MMBenchError
 from mmbench.tasks.base import Batch, RunContext, Task, decode_each, fill_prompt, template_fields
+from mmbench.tasks.video_input import VideoParts, VideoSettings, video_parts
 
 ANSWER_EXTRACTIONS = {
     "raw": "the generation as is (the metric's own normalisation applies)",
@@ -36,6 +37,8 @@ class GenerativeConfig(DecodingSettings):
     answer_extraction: str = "raw"
     # A test split without references lists `metrics: []` and names the evaluation server's file format.
     submission: str | None = None
+    # Items with a `video`: frame sampling and how the frames reach the model (mmbench/tasks/video_input.py)
+    video: Mapping[str, Any] | None = None
 
 
 GENERATION_KEYS = DecodingSettings.keys()  # the decoding keys of a task file (and of --gen-kwargs)
@@ -62,6 +65,8 @@ class GenerativeTask(Task):
         c.check(where)  # the decoding settings' ranges (DecodingSettings.check)
         self.template = self.config.prompt  # the prompt template in use (setup picks the model's override)
         self.template_source = "prompt"
+        self.video = VideoSettings.parse(self.config.video, where)
+        self.video_native: bool | None = None  # set per model in setup
         sub, formats = self.config.submission, self.submission_formats
         if sub is not None and sub not in formats:
             raise MMBenchError(f"task {self.name!r}: submission {sub!r} is not one of {', '.join(formats) or '(none)'}")
@@ -91,6 +96,7 @@ class GenerativeTask(Task):
         """Pick the prompt for this model: the first ``prompt_overrides`` pattern matching its name or family."""
         super().setup(model, run)
         self.template, self.template_source = self.config.prompt, "prompt"
+        self.video_native = self.video.native_for(model, f"task {self.name!r}")
         names = [n for n in (getattr(model, "name", ""), getattr(model, "family", "")) if n]
         for pattern, template in (self.config.prompt_overrides or {}).items():
             if any(fnmatch.fnmatchcase(n, pattern) for n in names):
@@ -110,6 +116,8 @@ class GenerativeTask(Task):
         d["system_prompt"] = self.config.system
         d["generation"] = self.generation_config().to_dict()
         d["answer_extraction"] = f"{self.config.answer_extraction}: {ANSWER_EXTRACTIONS[self.config.answer_extraction]}"
+        if self.config.video is not None or any("video" in it for it in self.items()[:1]):
+            d["video"] = self.video.describe(self.video_native)
         return d
 
     def batch_order(self, items: list[dict]) -> list[dict]:
@@ -124,18 +132,20 @@ class GenerativeTask(Task):
         return text
 
     # -- steps ------------------------------------------------------------------------------------------
-    def prepare(self, model: Any, items: list[dict]) -> Batch:
-        # an item whose image is None is sent without one (the probes' "no image" condition)
-        def image(it: dict) -> Any:
-            if "image" not in it:
-                raise ItemError("no image: the item has no `image` field")
-            return None if it["image"] is None else load_image(it["image"])
+    def visual(self, item: dict) -> VideoParts:
+        """The item's image (none when it is None: the probes' "no image" condition) or its video's frames."""
+        if "video" in item:
+            return video_parts(item, self.video, bool(self.video_native))
+        if "image" not in item:
+            raise ItemError("no image: the item has no `image` field")
+        return VideoParts(() if item["image"] is None else (load_image(item["image"]),), None, "", {})
 
-        ok, images, failed = decode_each(items, image)
-        requests = [GenerationRequest(prompt=self.prompt(it), images=() if img is None else (img,),
-                                      system=self.config.system) for it, img in zip(ok, images)]
+    def prepare(self, model: Any, items: list[dict]) -> Batch:
+        ok, parts, failed = decode_each(items, self.visual)
+        requests = [GenerationRequest(prompt=p.prefix + self.prompt(it), images=p.images, system=self.config.system,
+                                      video=p.video) for it, p in zip(ok, parts)]
         payload = model.prepare(requests, self.generation_config()) if requests else None
-        return Batch(ok, payload, failed)
+        return Batch(ok, payload, failed, [p.record for p in parts])
 
     def predict(self, model: Any, batch: Batch) -> list[dict]:
         gens = model.generate(batch.payload, self.generation_config())
@@ -143,8 +153,12 @@ class GenerativeTask(Task):
             return gens  # the runner reports the count mismatch
         # the events travel with each output (and its cache entry): the runner sums them into the result's
         # counters; greedy token ids let an attention probe re-read the generation without generating again
-        return [{"generation": g.text, "prompt_sent": g.prompt_sent, "events": list(g.events),
-                 **({"token_ids": list(g.token_ids)} if g.token_ids else {}), **image_tokens(g)} for g in gens]
+        outputs = [{"generation": g.text, "prompt_sent": g.prompt_sent, "events": list(g.events),
+                    **({"token_ids": list(g.token_ids)} if g.token_ids else {}), **image_tokens(g)} for g in gens]
+        for out, record in zip(outputs, batch.extras):
+            if record:
+                out["video"] = record  # which frames were sampled, at what times
+        return outputs
 
 
 def image_tokens(generation: Any) -> dict:

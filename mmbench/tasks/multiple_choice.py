@@ -30,6 +30,7 @@ from mmbench.metrics.choice_metrics import read_pass
 from mmbench.specs import ModelNeed
 from mmbench.tasks.base import Batch, ScoreReport, decode_each, fill_prompt, template_fields
 from mmbench.tasks.generative import GenerativeConfig, GenerativeTask, image_tokens
+from mmbench.tasks.video_input import VideoParts, video_record_of
 
 IMAGE_MODES = ("all", "first", "none", "interleaved")
 # MMMU's image references in questions and options; with images: interleaved each becomes its image's place
@@ -136,19 +137,26 @@ class MultipleChoice(GenerativeTask):
         return tuple(load_image(r) for r in refs)
 
     # -- steps -------------------------------------------------------------------------------------------
+    def visual(self, item: dict) -> VideoParts:
+        """A video item's frames (as the generative kinds send them), else the item's images."""
+        if "video" in item:
+            return super().visual(item)
+        return VideoParts(self.images(item), None, "", {})
+
     def prepare(self, model: Any, items: list[dict]) -> Batch:
-        ok, images, failed = decode_each(items, self.images)
+        ok, parts, failed = decode_each(items, self.visual)
         requests, counts = [], []
-        for it, imgs in zip(ok, images):
+        for it, part in zip(ok, parts):
             passes = self.passes(it)
             for p in passes:
-                prompt, own = self.prompt_for(it, p["options"]), imgs
-                if self.config.images == "interleaved":
-                    prompt, own = interleave(prompt, imgs, it.get("image_numbers"))
-                requests.append(GenerationRequest(prompt=prompt, images=own, system=self.config.system))
+                prompt, own = part.prefix + self.prompt_for(it, p["options"]), part.images
+                if self.config.images == "interleaved" and "video" not in it:
+                    prompt, own = interleave(prompt, own, it.get("image_numbers"))
+                requests.append(GenerationRequest(prompt=prompt, images=own, system=self.config.system,
+                                                  video=part.video))
             counts.append(len(passes))
         payload = model.prepare(requests, self.generation_config()) if requests else None
-        return Batch(ok, (payload, counts), failed)
+        return Batch(ok, (payload, counts), failed, [p.record for p in parts])
 
     def predict(self, model: Any, batch: Batch) -> list[dict]:
         payload, counts = batch.payload
@@ -161,6 +169,9 @@ class MultipleChoice(GenerativeTask):
             start += n
             outputs.append({"passes": [{"text": g.text, "prompt_sent": g.prompt_sent, **image_tokens(g)} for g in own],
                             "events": [e for g in own for e in g.events]})
+        for out, record in zip(outputs, batch.extras):
+            if record:
+                out["video"] = record
         if self.config.judge is not None:
             self.judge(batch.items, outputs)
         return outputs
@@ -213,7 +224,7 @@ class MultipleChoice(GenerativeTask):
         samples = {}
         for i, (it, out) in enumerate(zip(items, outputs)):
             sample = {"question": it.get("question"), "reference": it.get("answer"),
-                      "passes": None if out is None else out["passes"]}
+                      "passes": None if out is None else out["passes"], **video_record_of(out)}
             for r in reports:
                 sample.update({k: v[i] for k, v in r.per_item.items()})
             read = sample.get("choice", sample.get("parsed"))

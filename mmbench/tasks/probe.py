@@ -16,6 +16,11 @@ per-condition scores, the reliance on the input with a paired-bootstrap CI, and 
   leakage (max(0, score without the image - the base LLM's score)).
 - speech tasks: ``real``; ``silence`` (zeros of the same length); ``noise`` (white noise at the utterance's
   RMS). Also the hallucination rate: the share of ablated inputs for which the model produced any word.
+- video tasks (``video-qa``, or any generative task with ``video:`` settings), the temporal probe: ``real``;
+  ``frames-shuffled`` (the same sampled frames in a seeded order with no frame in its place);
+  ``frames-reversed``; ``one-frame`` (the middle frame, repeated as often as there were frames). Every
+  condition keeps the frames' times; only their content moves. Reports temporal reliance and a verdict:
+  ``uses-time``, ``weak`` or ``static`` (a model that reads one frame, or none, comes out static).
 
 What every wrapping kind shares (building the wrapped task, delegation, the per-condition statistics and
 their aggregation) is in ``mmbench/tasks/wrapping.py``.
@@ -23,6 +28,7 @@ their aggregation) is in ``mmbench/tasks/wrapping.py``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
@@ -31,6 +37,7 @@ from PIL import Image
 
 from mmbench.capabilities import Capability, GenerationRequest
 from mmbench.data.audio import load_audio
+from mmbench.data.video import Clip
 from mmbench.seeding import stable_seed
 from mmbench.data.images import load_image
 from mmbench.errors import ItemError, MMBenchError
@@ -39,18 +46,25 @@ from mmbench.metrics.base import MetricValue
 from mmbench.metrics.api import aggregator_for
 from mmbench.tasks.base import Batch, RunContext, ScoreReport
 from mmbench.specs import ModelNeed
-from mmbench.tasks.wrapping import LLM_BASE, TEXT_CONDITIONS, WrappingTask, condition_stats, modality_ablations
+from mmbench.tasks.video_input import load_item_video
+from mmbench.tasks.wrapping import (LLM_BASE, TEMPORAL_CONDITIONS, TEXT_CONDITIONS, WrappingTask, condition_stats,
+                                    modality_ablations)
 
 IMAGE_CONDITIONS = ("real", "blank", "noise", "shuffled", "none", "text-shuffled")
 AUDIO_CONDITIONS = ("real", "silence", "noise")
+VIDEO_CONDITIONS = ("real", *TEMPORAL_CONDITIONS)
+# the verdict words of the temporal probe (mmbench/metrics/reliance.py's, renamed for time)
+TIME_VERDICTS = {"uses-image": "uses-time", "weak": "weak", "collapsed": "static"}
 # The metric a probe judges by, per wrapped kind, and the metric's worst value (for relative reliance).
 MAIN_METRIC = {"vqa": ("vqa_accuracy", 0.0), "captioning": ("CIDEr-D", 0.0), "asr": ("wer", 1.0),
-               "multiple-choice": ("mc_accuracy", 0.0)}
+               "multiple-choice": ("mc_accuracy", 0.0), "video-qa": ("exact_match", 0.0)}
 SEP = "|"
 CONDITION_TEXT = {
     "real": "the real inputs", "blank": "a flat mid-grey image", "noise": "a noise input (seeded per item)",
     "shuffled": "another scene's image (seeded derangement)", "none": "no image", "silence": "silence of the same "
     "length", "text-shuffled": "the real image and another item's question",
+    "frames-shuffled": "the video's frames in a seeded order (none in its place)",
+    "frames-reversed": "the video's frames in reverse order", "one-frame": "the video's middle frame, repeated",
     LLM_BASE: "no image, answered by the base LLM (text only)",
 }
 ATTENTION_VARIANTS = {
@@ -98,7 +112,9 @@ class ModalityProbe(WrappingTask):
             raise MMBenchError(f"task {self.name!r}: probes wrap image+prompt->text or speech tasks; "
                                f"{self.inner.name!r} needs {self.requires.value!r} (use an embedding task's own probe)")
         self.audio = self.requires == Capability.TRANSCRIBE
-        allowed = AUDIO_CONDITIONS if self.audio else IMAGE_CONDITIONS
+        self.video = not self.audio and (self.inner.kind == "video-qa"
+                                         or getattr(self.inner.config, "video", None) is not None)
+        allowed = AUDIO_CONDITIONS if self.audio else VIDEO_CONDITIONS if self.video else IMAGE_CONDITIONS
         conditions = tuple(self.config.conditions or allowed)
         bad = [c for c in conditions if c not in allowed]
         if bad or "real" not in conditions or len(conditions) < 2:
@@ -147,7 +163,7 @@ class ModalityProbe(WrappingTask):
     # -- conditions -------------------------------------------------------------------------------------------
     def setup(self, model: Any, run: RunContext) -> None:
         super().setup(model, run)
-        if "none" in self.conditions and not self.audio:
+        if "none" in self.conditions and not self.audio and not self.video:
             try:  # does the model accept a request without an image?
                 req = [GenerationRequest(prompt="Describe this.", images=())]
                 cfg = self.inner.generation_config()
@@ -176,6 +192,10 @@ class ModalityProbe(WrappingTask):
         """The item as the model sees it under its condition."""
         cond, out = item["_condition"], dict(item)
         seed = stable_seed(self.ctx.seed, item["_inner"])
+        if self.video:
+            if cond != "real":
+                out["video"] = reorder_frames(load_item_video(item, self.inner.video.sampling), cond, seed)
+            return out
         if self.audio:
             if cond != "real":
                 sr = 16000
@@ -264,7 +284,7 @@ class ModalityProbe(WrappingTask):
                                 higher_is_better=higher, worst=self.worst)
         image_conds = modality_ablations(conditions)
         text_conds = [c for c in conditions if c in TEXT_CONDITIONS]
-        modality = "audio" if self.audio else "image"
+        modality = "audio" if self.audio else "temporal" if self.video else "image"
         metrics = [MetricValue(f"{self.metric}[{c}]", value[c], f"{self.inner.name} {self.metric} with "
                                f"{CONDITION_TEXT[c]}", higher) for c in conditions]
         notes = [f"{'condition ' + c if c != 'attention' else 'attention measure'} unavailable: {why}"
@@ -277,7 +297,8 @@ class ModalityProbe(WrappingTask):
             absolute, relative, best = rel.reliance(value["real"], {c: value[c] for c in ablations}, higher, self.worst)
             lo, hi, _ = rel.reliance_interval(per_cond, inner_aggregate, self.metric, ablations, n, higher, self.worst,
                                               self.config.resamples, self.ctx.seed)
-            word = rel.verdict(lo, hi).replace("image", label)
+            word = rel.verdict(lo, hi)
+            word = TIME_VERDICTS[word] if label == "temporal" else word.replace("image", label)
             extra = {"ci95": [lo, hi], "verdict": word, "best_ablation": best, "resamples": self.config.resamples,
                      "seed": self.ctx.seed}
             # (which ablation was best is a per-model finding, kept in extra, not part of the metric's variant)
@@ -285,7 +306,7 @@ class ModalityProbe(WrappingTask):
             metrics.append(MetricValue(f"{label}_reliance", absolute, what, extra=extra))
             metrics.append(MetricValue(f"relative_{label}_reliance", relative,
                                        f"({what}) / distance of the real score from the worst value "
-                                       f"{self.worst}; {rel.VERDICT_RULE.replace('image', label)}", extra=extra))
+                                       f"{self.worst}; {verdict_rule(label)}", extra=extra))
             notes.append(f"{label} verdict: {word} (relative {label} reliance {relative:.3f}, 95% CI "
                          f"[{lo:.3f}, {hi:.3f}], {self.config.resamples} paired resamples)")
         if "none" in value:
@@ -330,3 +351,26 @@ class ModalityProbe(WrappingTask):
             if isinstance(sample.get(key), str):
                 return sample[key]
         return ""
+
+
+def reorder_frames(clip: Clip, condition: str, seed: int) -> Clip:
+    """A temporal ablation of ``clip``: its frames shuffled (a seeded derangement), reversed, or its middle
+    frame repeated; the times stay where they were, so only what is shown at each time changes."""
+    n = len(clip.frames)
+    if condition == "frames-shuffled":
+        order = [int(i) for i in derangement(n, seed)] if n > 1 else [0]
+    elif condition == "frames-reversed":
+        order = list(range(n - 1, -1, -1))
+    elif condition == "one-frame":
+        order = [n // 2] * n
+    else:
+        raise MMBenchError(f"unknown temporal condition {condition!r}")
+    return dataclasses.replace(clip, frames=tuple(clip.frames[i] for i in order),
+                               indices=tuple(clip.indices[i] for i in order))
+
+
+def verdict_rule(label: str) -> str:
+    """How the verdict is read, in the words of the probed input (image, audio, text; time for video)."""
+    if label == "temporal":
+        return rel.VERDICT_RULE.replace("uses-image", "uses-time").replace("collapsed", "static")
+    return rel.VERDICT_RULE.replace("image", label)

@@ -58,9 +58,9 @@ class EmbeddingProbe(WrappingTask):
 
     def __init__(self, spec, ctx) -> None:
         super().__init__(spec, ctx)
-        if self.inner.kind != "retrieval":
-            raise MMBenchError(f"task {self.name!r}: the embedding probe wraps a retrieval task (images with "
-                               f"captions); {self.inner.name!r} is {self.inner.kind!r}")
+        if self.inner.kind not in ("retrieval", "video-retrieval"):
+            raise MMBenchError(f"task {self.name!r}: the embedding probe wraps a retrieval task (images or videos "
+                               f"with captions); {self.inner.name!r} is {self.inner.kind!r}")
 
     def output_config(self) -> dict:
         return self.inner.output_config()  # same per-item outputs as the wrapped task: its cache entries match

@@ -19,6 +19,7 @@ from mmbench.errors import MMBenchError
 from mmbench.metrics.api import ANSWERS
 from mmbench.tasks.base import ScoreReport, template_fields
 from mmbench.tasks.generative import GenerativeConfig, GenerativeTask, image_tokens_of
+from mmbench.tasks.video_input import video_record_of
 
 # Submission files of evaluation servers: format -> (id key, answer key, how the id is written).
 SUBMISSIONS = {
@@ -85,7 +86,8 @@ class VisualQuestionAnswering(GenerativeTask):
         for i, (it, out) in enumerate(zip(items, outputs)):
             sample = {"question": it.get("question"), "prompt_sent": None if out is None else out["prompt_sent"],
                       "generation": None if out is None else out["generation"], "answer": answers[i],
-                      "references": it.get("answers"), **image_tokens_of(out)}
+                      "references": it.get("answers"), **image_tokens_of(out),
+                      **video_record_of(out)}
             for r in reports:
                 sample.update({k: v[i] for k, v in r.per_item.items()})
             if reports:

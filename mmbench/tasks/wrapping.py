@@ -28,6 +28,8 @@ from mmbench.tasks.catalog import build_task
 
 # Conditions that ablate something other than the modality input (reliance on the text, reported apart).
 TEXT_CONDITIONS = ("text-shuffled",)
+# The temporal probe's ablations of a video's frames (the same frames, their order or variety destroyed).
+TEMPORAL_CONDITIONS = ("frames-shuffled", "frames-reversed", "one-frame")
 # The wrapped task answered by another model: the evaluated model's base LLM, text only (MMStar's S_t).
 LLM_BASE = "llm-base"
 
@@ -107,7 +109,8 @@ def aggregate(stats: Mapping[str, np.ndarray]) -> dict[str, float]:
     if ablations:
         absolute, relative, _ = rel.reliance(values["real"], {c: values[c] for c in ablations},
                                              bool(const["higher_is_better"]), float(const["worst"]))
-        modality = "audio" if "silence" in conditions else "image"
+        modality = "audio" if "silence" in conditions else \
+            "temporal" if any(c in TEMPORAL_CONDITIONS for c in conditions) else "image"
         out[f"{modality}_reliance"], out[f"relative_{modality}_reliance"] = absolute, relative
     if "none" in values and "real" in values:  # MMStar's multi-modal gain: S_v - S_wv, the same model
         out["multimodal_gain"] = values["real"] - values["none"]
