@@ -4,7 +4,9 @@ the processor's chat template and ``generate``, batched with left padding.
 
 ``hf-vlm`` is the generic adapter; the family presets (``hf-qwen2.5-vl``, ... in vlm_families.py) name a family,
 its options and the prompt layout used when a checkpoint has no chat template. Where images go, BOS and the pad
-token are detected from the processor and config.
+token are detected from the processor and config. Families whose model type takes video (vlm_families: Qwen2-VL,
+Qwen2.5-VL, LLaVA-OneVision, LLaVA-NeXT-Video) get ``GenerationRequest.video`` natively: its frames go to the
+processor's video processor as one video, with their timing and without resampling (hf_vlm_prompts).
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ class PreparedBatch:
     inputs: list[Any]
     prompts: list[str]
     unbatched: bool = False  # the processor would not pad on the left: one request per generate call
-    image_tokens: list[int] | None = None  # per request: the image positions the language model reads
+    image_tokens: list[int] | None = None  # per request: the image (and video) positions the language model reads
+    video_tokens: list[int | None] | None = None  # per request: its video's positions (None: no video)
 
 
 class HFImageTextToText(Adapter):
@@ -107,6 +110,18 @@ class HFImageTextToText(Adapter):
                                          if vlm_families.OPTIONS[k].per_call}))
         self.multi_image = (self.model_family.multi_image if self.model_family is not None else
                             vlm_families.ONE if self.prompts.slots.name == "processor" else vlm_families.INTERLEAVED)
+        # Video natively where the family declares it for this model type and the processor has a video processor
+        # and token (transformers 5 builds these processors with one); otherwise tasks send a video's frames as
+        # images. An instance attribute: the class default (Adapter.accepts_video) stays False.
+        declared = (self.model_family.video_mode(self.model.config.model_type) if self.model_family is not None
+                    else vlm_families.NO_VIDEO)
+        self.video_mode = declared if self.prompts.slots.video_token else vlm_families.NO_VIDEO
+        self.accepts_video = self.video_mode != vlm_families.NO_VIDEO
+        # Video processors that flatten each video into patches report a grid per video (Qwen's video_grid_thw)
+        # and take videos of any length in one call; the others stack the batch's videos into one
+        # (videos, frames, ...) tensor, so videos of different lengths go to separate processor calls.
+        names = getattr(getattr(self.processor, "video_processor", None), "model_input_names", None) or ()
+        self.videos_stacked = self.accepts_video and not any(n.endswith("_grid_thw") for n in names)
         # prepare() runs in the preparation threads while generate() decodes: a Rust tokenizer must not be
         # reconfigured (padding) while another thread uses it ("Already borrowed"), so all take this lock
         # (one processor call at a time: several preparation threads only overlap their image decoding).
@@ -121,7 +136,7 @@ class HFImageTextToText(Adapter):
         self.model_family = vlm_families.family_of(model_type)
         what = repr(args.pretrained)
         if self.model_family is not None:
-            vlm_families.check_transformers(self.model_family, transformers.__version__, what)
+            vlm_families.check_transformers(self.model_family, transformers.__version__, what, model_type)
         expected = args.family.split("|")
         if args.family != "auto" and model_type is not None and (
                 self.model_family is None or self.model_family.name not in expected):
@@ -190,7 +205,16 @@ class HFImageTextToText(Adapter):
                 "generation_defaults": self._generation_defaults(),
                 "model_family": None if self.model_family is None else self.model_family.name,
                 "family_preset": None if self.model_family is None else self.model_family.preset,
-                "family_options": self._effective_options(), "multi_image": self.multi_image}
+                "family_options": self._effective_options(), "multi_image": self.multi_image,
+                "video_input": self._video_description()}
+
+    def _video_description(self) -> str:
+        if not self.accepts_video:
+            return "frames as images (no native video for this model type)"
+        with_images = "; images may share the prompt" if self.video_mode == vlm_families.VIDEO_AND_IMAGES else ""
+        return (f"native: {type(self.processor.video_processor).__name__} encodes the task's sampled frames as one "
+                f"video in front of the prompt (do_sample_frames=False; their rate from the frame times as "
+                f"video_metadata){with_images}")
 
     def _effective_options(self) -> dict:
         """The family options in force: those set, else the processor's call defaults, else the image
@@ -235,16 +259,20 @@ class HFImageTextToText(Adapter):
         """Render prompts and run the processor (CPU only; never touches the model)."""
         for r in requests:
             self._check_images(r)
+            self._check_video(r)
         prompts = [self.prompts.render(r) for r in requests]
         with self._tokenizer_lock:
-            inputs = [self.prompts.encode(prompts, requests)]
-            unbatched = not is_left_padded(inputs[0])
+            inputs = [self.prompts.encode(prompts[a:b], requests[a:b]) for a, b in self._video_runs(requests)]
+            unbatched = not all(is_left_padded(part) for part in inputs)
             if unbatched:
                 # A pad after a real token shifts what follows it, so the text would depend on the batch: a
                 # processor that will not pad on the left gets one request per generate call instead.
                 inputs = [self.prompts.encode([p], [r]) for p, r in zip(prompts, requests)]
         counts = [n for part in inputs for n in self._image_token_counts(part)]
-        return PreparedBatch(inputs=inputs, prompts=prompts, unbatched=unbatched, image_tokens=counts)
+        videos = [n for part in inputs for n in self._video_token_counts(part)]
+        videos = [n if r.video is not None else None for n, r in zip(videos, requests)]
+        return PreparedBatch(inputs=inputs, prompts=prompts, unbatched=unbatched,
+                             image_tokens=[n + (v or 0) for n, v in zip(counts, videos)], video_tokens=videos)
 
     def _check_images(self, request: GenerationRequest) -> None:
         """Refuse, in one line, images a family cannot take: several for one-image families, images inside the
@@ -257,6 +285,39 @@ class HFImageTextToText(Adapter):
             raise MMBenchError(f"{label} takes its images in front of the prompt only; this prompt places them "
                                f"inside the text: send them in front (images: all) or use a model that "
                                f"interleaves images")
+
+    def _video_runs(self, requests: Sequence[GenerationRequest]) -> list[tuple[int, int]]:
+        """The batch as consecutive runs (start, end) that one processor call can take: all of it, except where
+        a processor that stacks videos meets videos of different frame counts (a task's fps sampling)."""
+        runs, start, frames = [], 0, None
+        for i, r in enumerate(requests):
+            n = len(r.video.frames) if r.video is not None and self.videos_stacked else None
+            if n is not None and frames is not None and n != frames:
+                runs.append((start, i))
+                start, frames = i, None
+            frames = n if n is not None else frames
+        return runs + [(start, len(requests))]
+
+    def _check_video(self, request: GenerationRequest) -> None:
+        """Refuse, in one line, a video this model cannot take natively, or next to images it cannot mix it
+        with."""
+        if request.video is None:
+            return
+        label = self.model_family.preset if self.model_family else self.name
+        if not self.accepts_video:
+            raise MMBenchError(f"{label} ({self.family}) takes no video natively: send the video's frames as "
+                               f"images (the task's video input: frames or auto)")
+        if request.images and self.video_mode != vlm_families.VIDEO_AND_IMAGES:
+            raise MMBenchError(f"{label} ({self.family}) takes a video or images in one prompt, not both; this "
+                               f"request has a video and {len(request.images)} image(s)")
+        if not request.video.frames:
+            raise MMBenchError("the request's video has no frames")
+
+    def _video_token_counts(self, batch: Any) -> list[int]:
+        """Per row: the video positions the language model reads (the processor's video token)."""
+        ids = batch["input_ids"]
+        video_id = getattr(self.processor, "video_token_id", None) if self.accepts_video else None
+        return (ids == video_id).sum(dim=1).tolist() if video_id is not None else [0] * len(ids)
 
     def _image_token_counts(self, batch: Any) -> list[int]:
         """Per row: the image positions the language model reads (inline image tokens), or for cross-attention
@@ -287,13 +348,15 @@ class HFImageTextToText(Adapter):
             texts = self.tokenizer.batch_decode(ids, skip_special_tokens=True)
         results = []
         image_tokens = prepared.image_tokens or [None] * len(ids)
-        for prompt, text, row, n_image in zip(prepared.prompts, texts, ids, image_tokens):
+        video_tokens = prepared.video_tokens or [None] * len(ids)
+        for prompt, text, row, n_image, n_video in zip(prepared.prompts, texts, ids, image_tokens, video_tokens):
             text = truncate_at_stop(text, config.stop).strip()
             events = (("empty_generation",) if not text else ()) + (("unbatched_request",) if prepared.unbatched
                                                                     else ())
             n = self._count_new_tokens(row)
             kept = row[:n + (1 if self.is_encoder_decoder else 0)]  # up to and including EOS: no batch padding
-            extra = {"new_tokens": n, **({"image_tokens": n_image} if n_image is not None else {})}
+            extra = {"new_tokens": n, **({"image_tokens": n_image} if n_image is not None else {}),
+                     **({"video_tokens": n_video} if n_video is not None else {})}
             results.append(Generation(text=text, prompt_sent=prompt, extra=extra,
                                       token_ids=tuple(kept) if greedy else (), events=events))
         return results

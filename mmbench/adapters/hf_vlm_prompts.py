@@ -3,7 +3,9 @@ and where the images go, turned into model inputs by the model's own processor.
 
 The text is rendered by ``processor.apply_chat_template`` when there is a template; otherwise by the user's
 ``prompt_format``. How images enter the inputs differs by family and is a small named strategy
-(``ImageSlots``), detected from the processor rather than from model names.
+(``ImageSlots``), detected from the processor rather than from model names. A request's video (families whose
+processor has a video processor) is one ``{"type": "video"}`` part in front of the content, encoded by the
+processor from the frames mmbench sampled (``video_call_kwargs``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from mmbench.capabilities import IMAGE_MARKER, GenerationRequest
+from mmbench.capabilities import IMAGE_MARKER, GenerationRequest, VideoInput
 from mmbench.errors import MMBenchError
 
 PROMPT = "{prompt}"
@@ -67,10 +69,16 @@ class ImageSlots:
         self.call_kwargs = dict(call_kwargs or {})  # family options the processor takes with each call
         token = getattr(processor, "image_token", None)  # a str, or an AddedToken (BLIP-2)
         self.image_token: str | None = getattr(token, "content", token) or None
+        token = getattr(processor, "video_token", None) if getattr(processor, "video_processor", None) else None
+        self.video_token: str | None = getattr(token, "content", token) or None  # None: no native video
 
     def placeholder(self, n_images: int) -> str:
         """What stands for ``n_images`` images in the text (one image token each)."""
         return (self.image_token or "") * n_images
+
+    def video_placeholder(self) -> str:
+        """What stands for a video in a prompt_format text (the processor expands it)."""
+        return self.video_token or ""
 
     def check(self, text: str, n_images: int) -> None:
         found = text.count(self.image_token) if self.image_token else n_images
@@ -78,15 +86,46 @@ class ImageSlots:
             raise MMBenchError(f"the prompt has {found} image placeholder(s) {self.image_token!r} for {n_images} "
                                f"image(s); fix the chat template or prompt_format")
 
-    def encode(self, texts: list[str], images: list[list[Any]], add_special_tokens: bool | None) -> Any:
+    def check_video(self, text: str, n_videos: int) -> None:
+        found = text.count(self.video_token) if self.video_token else 0
+        if found != n_videos:
+            raise MMBenchError(f"the prompt has {found} video placeholder(s) {self.video_token!r} for {n_videos} "
+                               f"video(s); fix the chat template or prompt_format, or send the video's frames as "
+                               f"images (the task's video input: frames)")
+
+    def encode(self, texts: list[str], images: list[list[Any]], add_special_tokens: bool | None,
+               videos: Sequence[VideoInput | None] = ()) -> Any:
         kwargs: dict[str, Any] = {"padding": True, "padding_side": "left", "return_tensors": "pt",
                                   **self.call_kwargs}
         if add_special_tokens is not None:
             kwargs["add_special_tokens"] = add_special_tokens
         has_images = any(images)
+        present = [v for v in videos if v is not None]
+        if present:  # one video per request that has one, in order (the processor pairs them with the prompts)
+            kwargs.update(videos=[list(v.frames) for v in present], **video_call_kwargs(present))
         batch = self.processor(text=texts, images=images if has_images else None, **kwargs)
         batch.pop("labels", None)  # PaliGemma's processor always adds training labels; generate takes none
         return batch
+
+
+def video_metadata(video: VideoInput) -> dict:
+    """What the processor knows of a video mmbench already sampled (transformers' VideoMetadata): the frames
+    are the whole clip it sees, at the sampled rate. ``frames_indices`` are the frames' positions on that rate
+    (time x fps: the real times even when the sampling was not evenly spaced), so processors that turn them
+    into times (Qwen3-VL's "<t seconds>") read the sampled times; the rate (Qwen2.5-VL's second_per_grid_ts =
+    temporal_patch_size / fps) is ``VideoInput.fps``, 1.0 for a single frame (no time step to encode)."""
+    fps = video.fps or 1.0
+    return {"total_num_frames": len(video.frames), "fps": fps,
+            "frames_indices": [t * fps for t in video.timestamps],
+            "duration": (video.timestamps[-1] - video.timestamps[0]) if video.timestamps else 0.0}
+
+
+def video_call_kwargs(videos: Sequence[VideoInput]) -> dict:
+    """The processor's video options for frames mmbench sampled: ``do_sample_frames=False`` because the frames
+    were already picked by the task's sampling (a processor whose checkpoint samples by default, e.g. Qwen3-VL
+    at 2 fps, would otherwise pick again among them), and each video's timing as ``video_metadata`` (without it
+    a processor assumes 24 fps: Qwen2.5-VL's time positions would be 12x too dense at 2 fps)."""
+    return {"do_sample_frames": False, "video_metadata": [video_metadata(v) for v in videos]}
 
 
 class ProcessorSlots(ImageSlots):
@@ -98,7 +137,8 @@ class ProcessorSlots(ImageSlots):
     def placeholder(self, n_images: int) -> str:
         return ""
 
-    def encode(self, texts: list[str], images: list[list[Any]], add_special_tokens: bool | None) -> Any:
+    def encode(self, texts: list[str], images: list[list[Any]], add_special_tokens: bool | None,
+               videos: Sequence[VideoInput | None] = ()) -> Any:
         return qformer_pads_last(pads_first(super().encode(texts, images, add_special_tokens)))
 
     def check(self, text: str, n_images: int) -> None:
@@ -175,7 +215,8 @@ class InterleavedSlots(ImageSlots):
             return
         super().check(text, n_images)
 
-    def encode(self, texts: list[str], images: list[list[Any]], add_special_tokens: bool | None) -> Any:
+    def encode(self, texts: list[str], images: list[list[Any]], add_special_tokens: bool | None,
+               videos: Sequence[VideoInput | None] = ()) -> Any:
         bos = getattr(self.processor.tokenizer, "bos_token", None)
         samples = []
         for text, imgs in zip(texts, images):
@@ -224,6 +265,7 @@ class PromptBuilder:
     def render(self, request: GenerationRequest) -> str:
         system = request.system if request.system is not None else self.system_prompt
         n = len(request.images)
+        video = request.video is not None  # one video, in front of the images and the text
         if self.template.text is not None:
             messages: list[dict] = []
             if system:
@@ -233,6 +275,8 @@ class PromptBuilder:
                            for p in request.parts()]
             else:
                 content = [{"type": "image"} for _ in range(n)] + [{"type": "text", "text": request.prompt}]
+            if video:
+                content = [{"type": "video"}, *content]
             messages.append({"role": "user", "content": content})
             try:
                 text = self.processor.apply_chat_template(messages, chat_template=self.template.text,
@@ -245,16 +289,20 @@ class PromptBuilder:
             prompt, front = request.prompt, self.slots.placeholder(n)
             if request.interleaved:  # the images go where the prompt marks them, not where {image} stands
                 prompt, front = prompt.replace(IMAGE_MARKER, self.slots.placeholder(1)), ""
+            if video:  # the video goes where {image} stands (default: in front), before the images
+                front = self.slots.video_placeholder() + front
             values = {PROMPT: prompt, IMAGE: front, SYSTEM: system or ""}
             text = _PLACEHOLDERS.sub(lambda m: values[m.group(0)], self.prompt_format)
-            if IMAGE not in self.prompt_format and n and front:
-                text = self.slots.placeholder(n) + self.slots.placeholder_separator + text
+            if IMAGE not in self.prompt_format and front:
+                text = front + self.slots.placeholder_separator + text
             if system and SYSTEM not in self.prompt_format:
                 # in front of the text; after the images where the format opens with them (PaliGemma's prefix
                 # must start with its image tokens)
                 lead = front if front and self.prompt_format.startswith(IMAGE) else ""
                 text = f"{lead}{system}\n{text[len(lead):]}"
         self.slots.check(text, n)
+        if video or self.slots.video_token:
+            self.slots.check_video(text, int(video))
         return text
 
     def encode(self, texts: list[str], requests: Sequence[GenerationRequest]) -> Any:
@@ -266,7 +314,10 @@ class PromptBuilder:
             raise MMBenchError(f"the chat template ({self.template.source}) writes {self.bos_token!r} for some "
                                f"requests only; make it write BOS always or never")
         add_special = False if starts and all(starts) else None
-        return self.slots.encode(texts, [list(r.images) for r in requests], add_special)
+        images, videos = [list(r.images) for r in requests], [r.video for r in requests]
+        if any(v is not None for v in videos):
+            return self.slots.encode(texts, images, add_special, videos)
+        return self.slots.encode(texts, images, add_special)
 
     def describe(self) -> dict:
         """How prompts are built: the template's source and hash, or the prompt_format in use."""

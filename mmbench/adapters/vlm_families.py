@@ -1,10 +1,12 @@
 """The image-text-to-text model families mmbench knows by name: plain data read by the ``hf-vlm`` adapter.
 
 Each family is one ``model_type`` group of transformers configs with: its preset name (``hf-qwen2.5-vl``, ...),
-the config architectures a local folder is matched to it by, the first transformers release that has its classes (an older one is refused with one line), how many images a
-prompt may hold and where, and the image-processor options a user may set as model args (``min_pixels`` for
-Qwen2-VL, ``do_image_splitting`` for Idefics3, ...). Everything else (where image tokens go, BOS, padding) is
-detected from the processor, so a model type missing here still runs through plain ``hf-vlm``.
+the config architectures a local folder is matched to it by, the first transformers release that has its classes (an
+older one is refused with one line), how many images a prompt may hold and where, which of its model types take a
+video natively (the processor's video processor encodes the sampled frames; the others get a video's frames as
+images), and the image-processor options a user may set as model args (``min_pixels`` for Qwen2-VL,
+``do_image_splitting`` for Idefics3, ...). Everything else (where image tokens go, BOS, padding) is detected from
+the processor, so a model type missing here still runs through plain ``hf-vlm``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from mmbench.errors import MMBenchError
 INTERLEAVED = "interleaved"  # anywhere in the text, each where its marker stands
 FRONT = "front"  # several, but all in front of the text (the processor puts them there)
 ONE = "one"  # exactly one image per prompt
+
+# video values: how a model type takes GenerationRequest.video
+NO_VIDEO = ""  # not natively: tasks send the video's frames as images
+VIDEO = "video"  # natively, one video per prompt, without images in the same prompt (refused in one line)
+VIDEO_AND_IMAGES = "video+images"  # natively, one video per prompt, and images may share the prompt
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,18 @@ class Family:
     generated_token_type: int = 0  # token_type_ids of generated tokens (PaliGemma: 1, its causal suffix)
     also_accepts: tuple[str, ...] = ()  # other families its preset loads (hf-llava took LLaVA-NeXT before)
     architectures: tuple[str, ...] = ()  # config.json architectures a local folder is matched to the preset by
+    # model type -> VIDEO or VIDEO_AND_IMAGES for the types that take GenerationRequest.video natively (their
+    # processor's video processor encodes the frames as one video); the others get a video's frames as images
+    video: Mapping[str, str] | None = None
+    # model types added to transformers after the family's first one: their own first release
+    later_types: Mapping[str, str] | None = None
+
+    def video_mode(self, model_type: str | None) -> str:
+        """How ``model_type`` takes a video: NO_VIDEO, VIDEO or VIDEO_AND_IMAGES."""
+        return (self.video or {}).get(model_type or "", NO_VIDEO)
+
+    def min_transformers_for(self, model_type: str | None) -> str:
+        return (self.later_types or {}).get(model_type or "", self.min_transformers)
 
     @property
     def name(self) -> str:
@@ -70,17 +89,22 @@ FAMILIES: tuple[Family, ...] = (
            also_accepts=("llava_next", "llava_onevision"),
            preset_args={"prompt_format": "USER: {image}\n{prompt} ASSISTANT:"},
            architectures=("LlavaForConditionalGeneration",)),
-    Family("hf-llava-next", ("llava_next",), "LLaVA-NeXT (LLaVA-1.6): anyres image tiling", "4.39.0",
-           options=("image_grid_pinpoints",),
-           architectures=("LlavaNextForConditionalGeneration",)),
-    Family("hf-llava-onevision", ("llava_onevision",), "LLaVA-OneVision: anyres-max tiling, Qwen2 LM", "4.45.0",
-           options=("image_grid_pinpoints",),
+    # LLaVA-NeXT-Video (llava_next_video, transformers 4.42.0) is LLaVA-NeXT's image path plus pooled video frames
+    Family("hf-llava-next", ("llava_next", "llava_next_video"), "LLaVA-NeXT (LLaVA-1.6): anyres image tiling; "
+           "LLaVA-NeXT-Video: plus native video (frames pooled 2x2)", "4.39.0",
+           options=("image_grid_pinpoints",), video={"llava_next_video": VIDEO_AND_IMAGES},
+           later_types={"llava_next_video": "4.42.0"},
+           architectures=("LlavaNextForConditionalGeneration", "LlavaNextVideoForConditionalGeneration")),
+    Family("hf-llava-onevision", ("llava_onevision",), "LLaVA-OneVision: anyres-max tiling, Qwen2 LM, native video "
+           "(frames pooled 2x2)", "4.45.0", options=("image_grid_pinpoints",),
+           video={"llava_onevision": VIDEO_AND_IMAGES},
            architectures=("LlavaOnevisionForConditionalGeneration",)),
-    Family("hf-qwen2-vl", ("qwen2_vl",), "Qwen2-VL: native resolution, M-RoPE", "4.45.0",
-           options=("min_pixels", "max_pixels"),
+    Family("hf-qwen2-vl", ("qwen2_vl",), "Qwen2-VL: native resolution, M-RoPE, native video", "4.45.0",
+           options=("min_pixels", "max_pixels"), video={"qwen2_vl": VIDEO_AND_IMAGES},
            architectures=("Qwen2VLForConditionalGeneration",)),
-    Family("hf-qwen2.5-vl", ("qwen2_5_vl",), "Qwen2.5-VL: native resolution, window attention", "4.49.0",
-           options=("min_pixels", "max_pixels"),
+    Family("hf-qwen2.5-vl", ("qwen2_5_vl",), "Qwen2.5-VL: native resolution, window attention, native video "
+           "(absolute time)", "4.49.0", options=("min_pixels", "max_pixels"),
+           video={"qwen2_5_vl": VIDEO_AND_IMAGES},
            architectures=("Qwen2_5_VLForConditionalGeneration",)),
     Family("hf-internvl", ("internvl",), "InternVL 2.5/3 (transformers-native -hf checkpoints)", "4.52.0",
            options=("crop_to_patches", "max_patches"),
@@ -124,12 +148,14 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", version.split("+")[0].split(".dev")[0])[:3])
 
 
-def check_transformers(family: Family, installed: str, what: str) -> None:
-    """Refuse, in one line, a family the installed transformers is too old for."""
-    if _version_tuple(installed) < _version_tuple(family.min_transformers):
-        raise MMBenchError(f"{what} is a {family.name} model ({family.preset}), which needs transformers>="
-                           f"{family.min_transformers}; installed: {installed}. Fix: pip install -U "
-                           f"'transformers>={family.min_transformers}'")
+def check_transformers(family: Family, installed: str, what: str, model_type: str | None = None) -> None:
+    """Refuse, in one line, a family (or one of its later model types) the installed transformers is too old
+    for."""
+    need = family.min_transformers_for(model_type)
+    if _version_tuple(installed) < _version_tuple(need):
+        name = model_type if model_type in (family.later_types or {}) else family.name
+        raise MMBenchError(f"{what} is a {name} model ({family.preset}), which needs transformers>="
+                           f"{need}; installed: {installed}. Fix: pip install -U 'transformers>={need}'")
 
 
 def parse_option(name: str, value: Any) -> Any:
@@ -160,4 +186,5 @@ def processor_options(family: Family | None, values: Mapping[str, Any], what: st
 
 
 __all__ = ["Family", "FamilyOption", "FAMILIES", "OPTIONS", "BY_MODEL_TYPE", "INTERLEAVED", "FRONT",
-           "ONE", "family_of", "check_transformers", "parse_option", "processor_options"]
+           "ONE", "NO_VIDEO", "VIDEO", "VIDEO_AND_IMAGES", "family_of", "check_transformers", "parse_option",
+           "processor_options"]

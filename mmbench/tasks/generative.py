@@ -106,7 +106,10 @@ class GenerativeTask(Task):
     def output_config(self) -> dict:
         cfg = dataclasses.asdict(self.config)
         # sampled generations depend on the run seed: part of the cache key then (greedy ones do not)
-        return {"kind": self.kind, "config": cfg, "seed": self.ctx.seed if self.config.do_sample else None}
+        out = {"kind": self.kind, "config": cfg, "seed": self.ctx.seed if self.config.do_sample else None}
+        if self.video_native is not None and (self.config.video is not None or self.kind == "video-qa"):
+            out["video_sent_as"] = "video" if self.video_native else "frames"  # per model: set in setup
+        return out
 
     def describe(self) -> dict:
         d = super().describe()
