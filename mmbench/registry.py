@@ -240,6 +240,14 @@ for _name, _target in {
     "librispeech": "mmbench.data.speech_sources:load_librispeech",
     "hf-audio": "mmbench.data.speech_sources:load_hf_audio",
     "mini-speech": "mmbench.mini.speech:load_mini_speech",
+    "msvd-qa": "mmbench.data.video_sources:load_msvd_qa",
+    "msrvtt-qa": "mmbench.data.video_sources:load_msrvtt_qa",
+    "activitynet-qa": "mmbench.data.video_sources:load_activitynet_qa",
+    "activitynet-qa-hf": "mmbench.data.video_sources:load_activitynet_qa_hf",
+    "nextqa": "mmbench.data.video_sources:load_nextqa",
+    "msrvtt-retrieval": "mmbench.data.video_sources:load_msrvtt_retrieval",
+    "mvbench": "mmbench.data.video_mc_sources:load_mvbench",
+    "videomme": "mmbench.data.video_mc_sources:load_videomme",
 }.items():
     DATA_FORMATS.register(_name, lazy=_target)
 

@@ -123,3 +123,24 @@ def test_sampling_from_a_task_file():
     assert FrameSampling.from_config({"frames": 16, "max_frames": 16}).describe().startswith("16 frames uniform")
     assert FrameSampling(frames=None, fps=0.5).describe() == ("0.5 fps from t=0 (the frame on screen at each time), "
                                                              "at most 64 frames")
+
+
+def test_sampling_within_a_segment_and_a_frame_folder(video, tmp_path):
+    from PIL import Image
+
+    from mmbench.errors import ItemError
+    from mmbench.tasks.video_input import load_item_video
+
+    clip = load_clip(video, FrameSampling(frames=3).within(1.0, 2.0))  # frames 10..20 are shown in [1 s, 2 s]
+    assert list(clip.indices) == [10, 15, 20] and decoded_indices(clip) == [10, 15, 20]
+    assert FrameSampling(frames=3).within(1.0, 2.0).describe().endswith("within seconds 1-2")
+    assert load_clip(video, FrameSampling(frames=None, fps=2).within(0.5, None)).indices == (5, 10, 15, 20)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k in range(1, 7):  # frame k at k / 3 s, MVBench's reading of TVQA's frame folders
+        Image.new("RGB", (8, 8), (level(k),) * 3).save(folder / f"{k:05d}.jpg")
+    item = {"video": folder, "video_frame_rate": 3.0, "video_start": 1.0, "video_end": 2.0}
+    clip = load_item_video(item, FrameSampling(frames=8))
+    assert clip.indices == (2, 3, 4, 5) and clip.timestamps == pytest.approx((1.0, 4 / 3, 5 / 3, 2.0))
+    with pytest.raises(ItemError, match="needs their rate per second"):
+        load_item_video({"video": folder}, FrameSampling())

@@ -15,6 +15,7 @@ Two samplings, recorded with every clip (``FrameSampling.describe``):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -59,6 +60,14 @@ class FrameSampling:
             return f"{self.frames} frames uniform over the video (indices round(linspace(0, n-1, {self.frames})))"
         return f"{self.fps:g} fps from t=0 (the frame on screen at each time), at most {self.max_frames} frames"
 
+    def within(self, start: float | None, end: float | None) -> "FrameSampling":
+        """The same sampling over the frames shown between ``start`` and ``end`` seconds only (a question about
+        part of a video: MVBench's STAR and STA tasks)."""
+        if start is None and end is None:
+            return self
+        return SegmentSampling(self.frames, self.fps, self.max_frames,
+                               0.0 if start is None else float(start), math.inf if end is None else float(end))
+
     def indices(self, timestamps: np.ndarray) -> np.ndarray:
         """Which frames (positions in presentation order, ``timestamps`` sorted) this sampling takes."""
         n = len(timestamps)
@@ -70,6 +79,26 @@ class FrameSampling:
         if len(picked) > self.max_frames:
             picked = picked[np.unique(np.round(np.linspace(0, len(picked) - 1, self.max_frames)).astype(np.int64))]
         return picked
+
+
+@dataclass(frozen=True)
+class SegmentSampling(FrameSampling):
+    """A sampling applied to the frames shown between ``start`` and ``end`` seconds (the frame nearest the
+    segment's middle when none is)."""
+
+    start: float = 0.0
+    end: float = math.inf
+
+    def describe(self) -> str:
+        return f"{super().describe()}, within seconds {self.start:g}-{self.end:g}"
+
+    def indices(self, timestamps: np.ndarray) -> np.ndarray:
+        t = np.asarray(timestamps, dtype=np.float64)
+        inside = np.nonzero((t >= self.start - 1e-6) & (t <= self.end + 1e-6))[0]
+        if len(inside) == 0:
+            middle = (self.start + min(self.end, float(t[-1]))) / 2
+            inside = np.array([int(np.argmin(np.abs(t - middle)))])
+        return inside[FrameSampling.indices(self, t[inside])]
 
 
 @dataclass(frozen=True)
@@ -150,3 +179,23 @@ def _check_size(path: Path, stream: Any) -> None:
     if Image.MAX_IMAGE_PIXELS and w * h > Image.MAX_IMAGE_PIXELS:
         raise ItemError(f"video {path}: {w}x{h} frames exceed the decompression-bomb limit of "
                         f"{Image.MAX_IMAGE_PIXELS} pixels")
+
+
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def load_frame_folder(folder: Path, sampling: FrameSampling, rate: float) -> Clip:
+    """The sampled frames of a folder of images (``00001.jpg``, ... in name order), file k (1-based) shown at
+    k / ``rate`` seconds, as MVBench's reader indexes TVQA's frames. A missing or empty folder is an ItemError."""
+    from mmbench.data.images import load_image
+
+    if not folder.is_dir():
+        raise ItemError(f"frame folder {folder}: not found")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+    if not files:
+        raise ItemError(f"frame folder {folder}: no .jpg or .png frames")
+    times = np.arange(1, len(files) + 1, dtype=np.float64) / rate
+    picked = sampling.indices(times)
+    return Clip(frames=tuple(load_image(files[i]) for i in picked), timestamps=tuple(float(times[i]) for i in picked),
+                indices=tuple(int(i) for i in picked), n_frames=len(files), duration=float(times[-1] - times[0]),
+                native_fps=rate)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 from mmbench.capabilities import IMAGE_MARKER, VideoInput
-from mmbench.data.video import Clip, FrameSampling, load_clip
+from mmbench.data.video import Clip, FrameSampling, load_clip, load_frame_folder
 from mmbench.errors import ItemError, MMBenchError
 
 INPUT_MODES = {
@@ -88,17 +89,30 @@ class VideoParts:
 
 
 def load_item_video(item: dict, sampling: FrameSampling) -> Clip:
-    """The item's clip: sampled from its file, or the clip it already holds (a probe's ablation)."""
+    """The item's clip: sampled from its file, or from a folder of frames shown at ``video_frame_rate`` per
+    second; only between ``video_start`` and ``video_end`` seconds when the item names them (a question about
+    part of a video); or the clip it already holds (a probe's ablation)."""
     src = item.get("video")
     if src is None:
         raise ItemError("no video: the item has no `video` field")
-    return src if isinstance(src, Clip) else load_clip(src, sampling)
+    if isinstance(src, Clip):
+        return src
+    sampling = sampling.within(item.get("video_start"), item.get("video_end"))
+    rate = item.get("video_frame_rate")
+    if rate is not None or Path(str(src)).is_dir():  # a folder of frames
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate <= 0:
+            raise ItemError(f"video {src} is a folder of frames: the item needs their rate per second "
+                            f"(`video_frame_rate`), got {rate!r}")
+        return load_frame_folder(Path(str(src)), sampling, float(rate))
+    return load_clip(src, sampling)
 
 
 def video_parts(item: dict, settings: VideoSettings, native: bool) -> VideoParts:
     """Decode and sample the item's video, then shape it for the model (see the module doc)."""
     clip = load_item_video(item, settings.sampling)
     record = clip.record()
+    if item.get("video_start") is not None or item.get("video_end") is not None:
+        record["segment"] = [item.get("video_start"), item.get("video_end")]
     if native:
         return VideoParts((), VideoInput(clip.frames, clip.timestamps), "", record)
     if settings.frame_prompt is None:  # frames in front of the prompt, in time order
