@@ -251,7 +251,7 @@ def fitted_table(rows: list[list], headers: list[str], width: int = LIST_WIDTH) 
         if not shrinkable:
             break
         widths[max(shrinkable, key=lambda i: widths[i])] -= 1
-    while sum(widths) + 3 * len(widths) + 1 > width and widths[-1] > 24:
+    while sum(widths) + 3 * len(widths) + 1 > width and widths[-1] > 16:  # the description, as a last resort
         widths[-1] -= 1
     return tabulate(rows, headers=headers, tablefmt="github",
                     maxcolwidths=[w if w < n else None for w, n in zip(widths, natural)])
