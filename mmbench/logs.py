@@ -48,7 +48,15 @@ class _ThirdParty:
     def __init__(self) -> None:
         self._undo: list[Any] = []
 
-    def quiet(self) -> None:
+    def quiet(self, stream: Any) -> None:
+        """Turn the switches off; a library imported here binds ``stream`` (the original stderr), not the log."""
+        saved, sys.stderr = sys.stderr, stream
+        try:
+            self._quiet()
+        finally:
+            sys.stderr = saved
+
+    def _quiet(self) -> None:
         try:  # transformers' "Loading weights" bars, and its warnings: to the log through our handler
             import transformers.utils.logging as tf_logging
 
@@ -93,12 +101,12 @@ class RunLog:
         self._file: IO[str] | None = None  # the log as a text stream (fd 2 when redirected)
         self._handlers: list[tuple[logging.Logger, logging.Handler]] = []
         self._third_party = _ThirdParty()
+        self._original_stderr: Any = sys.stderr
         self._saved_level = log.level
         self._saved_propagate = log.propagate
 
     def __enter__(self) -> "RunLog":
-        if self.redirects:  # first: a library imported here keeps the original stream, not the log
-            self._third_party.quiet()
+        self._original_stderr = sys.stderr
         fd, tmp = tempfile.mkstemp(prefix="mmbench-run-", suffix=".log")
         self._tmp = Path(tmp)
         if self.redirects and _stderr_fd() is not None:
@@ -154,6 +162,8 @@ class RunLog:
             old.close()
         self._tmp.unlink(missing_ok=True)
         self._tmp, self.path = None, path
+        if self.redirects:  # the run is planned and models are about to load: now (not for a usage error) import
+            self._third_party.quiet(self._original_stderr)  # transformers to turn its bars off
 
     def __exit__(self, *exc: Any) -> None:
         for logger, handler in self._handlers:

@@ -61,13 +61,15 @@ def test_run_log_redirects_fd2_subprocesses_and_warnings_then_restores(tmp_path,
     before_stderr = sys.stderr
     assert tf_logging.is_progress_bar_enabled()
     with RunLog("quiet") as run_log:
-        assert sys.stderr is not before_stderr and not tf_logging.is_progress_bar_enabled()
+        assert sys.stderr is not before_stderr
         os.write(2, b"native line\n")
         subprocess.run(["sh", "-c", "echo child line >&2"], check=True)
         print("python line", file=sys.stderr)
+        assert tf_logging.is_progress_bar_enabled()  # switched off once the run is planned (attach), not before
+        run_log.attach(tmp_path / "run" / "run.log")
+        assert not tf_logging.is_progress_bar_enabled()
         warnings.warn("a library warning")
         tf_logging.get_logger("transformers.fake").warning("a transformers warning")
-        run_log.attach(tmp_path / "run" / "run.log")
         logging.getLogger("mmbench.runner").info("after attach")
         print("console line", file=run_log.console)
     assert sys.stderr is before_stderr and tf_logging.is_progress_bar_enabled()
