@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import (AutoProcessor, AutoTokenizer, CLIPModel, CLIPProcessor, IdeficsForVisionText2Text,
-                          LlamaForCausalLM, LlavaForConditionalGeneration)
+from transformers import (AutoProcessor, AutoTokenizer, Blip2ForConditionalGeneration, CLIPModel, CLIPProcessor,
+                          IdeficsForVisionText2Text, LlamaForCausalLM, LlavaForConditionalGeneration)
 
 from mmbench.errors import MMBenchError
 from mmbench.mini import prompts, shapes
-from mmbench.mini.train import cards, driver, evaluate, vlm
+from mmbench.mini.train import blip2, cards, driver, evaluate, vlm
 from mmbench.mini.train import clip as clip_train
 
 SHIPPED = driver.SHIPPED
 VLMS = {"mini-llava": LlavaForConditionalGeneration, "mini-flamingo": IdeficsForVisionText2Text,
-        "mini-llava-blind": LlavaForConditionalGeneration}
+        "mini-blip2": Blip2ForConditionalGeneration, "mini-llava-blind": LlavaForConditionalGeneration}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,60 @@ def test_bridges_start_from_the_same_weights_and_freeze_vision(quick_zoo):
         b = flamingo.model.vision_model(px).last_hidden_state
     assert torch.allclose(a, b, atol=1e-5)  # the very same features reach both bridges
     assert cards.read_card(quick_zoo / "mini-llava")["training"]["data"] == \
-        cards.read_card(quick_zoo / "mini-flamingo")["training"]["data"]
+        cards.read_card(quick_zoo / "mini-flamingo")["training"]["data"] == \
+        cards.read_card(quick_zoo / "mini-blip2")["training"]["data"]
+
+
+def test_blip2_bridge_starts_from_the_shared_weights_and_a_frozen_distilled_tower(quick_zoo):
+    """mini-blip2's tower cannot hold mini-clip's weights (BLIP-2 has no pre-LayerNorm): it is distilled from them,
+    deterministically, and frozen; the LM side starts where the other bridges' does (same tokens, same ids)."""
+    model = Blip2ForConditionalGeneration.from_pretrained(quick_zoo / "mini-blip2")
+    clip = CLIPModel.from_pretrained(quick_zoo / "mini-clip")
+    card = cards.read_card(quick_zoo / "mini-blip2")
+    pixels = vlm.pool_pixels(shapes.generate("train", 3, driver.QUICK.bridge.pool_scenes), blind=False, seed=3)
+    tower, record = blip2.distill_tower(clip, pixels, driver.QUICK.blip2, 3)
+    assert record == card["vision_distillation"] | {"seconds": record["seconds"], "cpu_seconds": record["cpu_seconds"]}
+    got, ref = model.vision_model.state_dict(), tower.state_dict()
+    assert got.keys() == ref.keys() and all(torch.equal(got[k], v) for k, v in ref.items())  # frozen
+    assert model.vision_model.config.num_hidden_layers == clip.config.vision_config.num_hidden_layers - 1
+    assert record["folded"]["cos_mean"] > record["copied"]["cos_mean"]  # folding the pre-LayerNorm's affine part
+    # The Q-Former reads the tower's normalised tokens (post-LayerNorm weight 1, bias 0).
+    assert torch.equal(model.vision_model.post_layernorm.weight, torch.ones(clip.config.vision_config.hidden_size))
+    assert not model.vision_model.post_layernorm.bias.any()
+    llava = AutoTokenizer.from_pretrained(quick_zoo / "mini-llava")
+    mine = AutoTokenizer.from_pretrained(quick_zoo / "mini-blip2")
+    assert mine.get_vocab() == llava.get_vocab()
+    assert model.config.text_config.vocab_size == LlavaForConditionalGeneration.from_pretrained(
+        quick_zoo / "mini-llava").config.text_config.vocab_size
+    assert model.config.num_query_tokens == driver.QUICK.blip2.n_queries
+    assert model.config.qformer_config.cross_attention_frequency == 1
+
+
+def test_blip2_training_inputs_are_what_the_processor_builds():
+    """The training encoder and the hf-blip2 adapter's rendering + Blip2Processor give the same tokens."""
+    from mmbench.adapters.hf_vlm_prompts import pads_first
+    from mmbench.mini.train import tokenizer as tok_lib
+
+    words = tok_lib.vlm_vocabulary(tok_lib.vocabulary())
+    tokenizer = blip2.build_tokenizer(words)
+    processor = blip2.Blip2Processor(image_processor=clip_train.image_processor(), tokenizer=tokenizer,
+                                     num_query_tokens=4)
+    assert {"question", "answer", ":"} <= set(words)  # the prompt format's words: no new embedding rows
+    scenes = shapes.generate("vqa-test", n=2)
+    user = [prompts.vqa_prompt(scenes[0].questions[0]["question"]), prompts.CAPTION_PROMPT]
+    examples = [vlm.Example(0, u, "x") for u in user]
+    batch = blip2.encoder(processor)(examples, vlm.normalise(np.stack([np.asarray(s.image) for s in scenes])))
+    processor.tokenizer.padding_side = "left"
+    ref = pads_first(processor(images=[s.image for s in scenes], text=[evaluate.prompt_text(processor, u)
+                                                                       for u in user], return_tensors="pt",
+                               padding=True))
+    for i in range(2):
+        mask = ref["attention_mask"][i].bool()
+        prompt_len = int((batch["labels"][i] == -100).sum().item() - (batch["attention_mask"][i] == 0).sum().item())
+        assert batch["input_ids"][i, :prompt_len].tolist() == ref["input_ids"][i][mask].tolist()
+    assert tokenizer.convert_ids_to_tokens(ref["input_ids"][0][ref["attention_mask"][0].bool()].tolist())[:7] == \
+        ["<image>"] * 4 + ["<s>", "question", ":"]
+    assert torch.allclose(batch["pixel_values"], ref["pixel_values"], atol=1e-6)
 
 
 def test_only_needs_its_dependencies(tmp_path):
@@ -107,8 +160,9 @@ def test_shipped_models_load_without_network():
             f"root = {str(SHIPPED)!r}\n"
             "CLIPModel.from_pretrained(root + '/mini-clip'); AutoProcessor.from_pretrained(root + '/mini-clip')\n"
             "LlamaForCausalLM.from_pretrained(root + '/mini-lm'); AutoTokenizer.from_pretrained(root + '/mini-lm')\n"
+            "from transformers import Blip2ForConditionalGeneration\n"
             "for n, c in [('mini-llava', LlavaForConditionalGeneration), ('mini-flamingo', IdeficsForVisionText2Text),"
-            " ('mini-llava-blind', LlavaForConditionalGeneration)]:\n"
+            " ('mini-blip2', Blip2ForConditionalGeneration), ('mini-llava-blind', LlavaForConditionalGeneration)]:\n"
             "    c.from_pretrained(root + '/' + n); AutoProcessor.from_pretrained(root + '/' + n)\n"
             "print('ok')\n")
     res = subprocess.run(["unshare", "-n", sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -145,6 +199,40 @@ def test_shipped_vlm_reproduces_subset_scores_and_is_batch_invariant(name):
     eight = evaluate.generate(model, processor, [s.image for s in scenes], user, 20, batch_size=8)
     assert one == eight
     assert all(o for o in one)  # trained models say something
+
+
+def test_shipped_blip2_tower_reproduces_its_feature_match():
+    """The card's measured match of the distilled tower to mini-clip's penultimate features (shipped weights)."""
+    card = cards.read_card(SHIPPED / "mini-blip2")
+    model = Blip2ForConditionalGeneration.from_pretrained(SHIPPED / "mini-blip2")
+    clip = CLIPModel.from_pretrained(SHIPPED / "mini-clip")
+    want = card["vision_distillation"]["distilled"]
+    assert blip2.feature_match(model.vision_model, clip, want["val_images"]) == pytest.approx(want, abs=2e-5)
+    assert want["cos_mean"] > 0.999 and want["cos_min"] > 0.95
+    # mini-clip's weights copied alone miss its pre-LayerNorm: far off (the reason for the distillation)
+    assert card["vision_distillation"]["copied"]["cos_mean"] < 0.5 < card["vision_distillation"]["folded"]["cos_mean"]
+
+
+def test_shipped_blip2_through_the_hf_blip2_adapter_reproduces_its_card(tmp_path, capsys):
+    """`mmbench run --model mini-blip2` (the hf-blip2 preset: no chat template, 'Question: {prompt} Answer:',
+    Blip2Processor) gives the card's subset VQA accuracy: the first subset-n scenes' questions of mini-vqa."""
+    import json
+
+    from mmbench.cli.main import main
+    from mmbench.results import RunResult
+
+    card = cards.read_card(SHIPPED / "mini-blip2")
+    n_items = sum(len(s.questions) for s in shapes.generate("vqa-test", n=card["subset"]["n"]))
+    code = main(["run", "--model", "mini-blip2", "--tasks", "mini-vqa", "--limit", str(n_items), "--output-dir",
+                 str(tmp_path), "--no-progress", "--no-cache"])
+    assert code == 0, capsys.readouterr().err
+    run_dir = next(d for d in tmp_path.iterdir() if (d / "results.json").is_file())
+    result = RunResult.read(run_dir).results[0]
+    got = {m["name"]: m["value"] for m in result.metrics}["vqa_accuracy"]
+    assert result.n_items == n_items and round(got, 4) == card["subset"]["scores"]["vqa_accuracy"]
+    sample = json.loads((run_dir / result.files["samples"]).read_text().splitlines()[0])
+    assert sample["prompt_sent"].startswith("Question: ") and sample["prompt_sent"].endswith(" Answer:")
+    assert result.model_info["chat_template_source"] == "none"
 
 
 def test_retraining_gives_the_same_bytes_in_a_fresh_process(tmp_path):

@@ -22,7 +22,7 @@ CARD_METRICS = {
                   **{f"{d}_recall@{k}": ("mini-retrieval", f"{d}_R@{k}") for d in ("t2i", "i2t") for k in (1, 5, 10)}},
     **{m: {"vqa_accuracy": ("mini-vqa", "vqa_accuracy"), "cider": ("mini-captions", "CIDEr-D"),
            "pope_f1": ("mini-pope", "pope_f1[mean over category]"), "mc_accuracy": ("mini-mc", "mc_accuracy")}
-       for m in ("mini-llava", "mini-flamingo", "mini-llava-blind")},
+       for m in ("mini-llava", "mini-flamingo", "mini-blip2", "mini-llava-blind")},
 }
 GENERATION_METRICS = ("fid", "kid", "clip_score")
 # The quality bars the zoo was trained to (README): (model, task, metric) -> minimum on the full test split

@@ -21,6 +21,9 @@ MINI_LLAVA = ModelPreset("hf-llava", {"pretrained": model_dir("mini-llava")},
 MINI_FLAMINGO = ModelPreset("hf-idefics", {"pretrained": model_dir("mini-flamingo")},
                             "Flamingo-style (Idefics v1): frozen mini-clip vision + perceiver resampler + gated "
                             "cross-attention into mini-lm (shipped)")
+MINI_BLIP2 = ModelPreset("hf-blip2", {"pretrained": model_dir("mini-blip2")},
+                         "BLIP-2-style: mini-clip's vision features (distilled into BLIP-2's vision tower) read by a "
+                         "Q-Former's 16 learned queries, projected into mini-lm (shipped)")
 MINI_LLAVA_BLIND = ModelPreset("hf-llava", {"pretrained": model_dir("mini-llava-blind")},
                                "mini-llava's recipe trained on noise images: collapsed to text-only (shipped)")
 MINI_DIFFUSION = ModelPreset("diffusers", {"pretrained": model_dir("mini-diffusion")},

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import (AutoProcessor, CLIPModel, CLIPProcessor, IdeficsForVisionText2Text, LlamaForCausalLM,
-                          LlavaForConditionalGeneration)
+from transformers import (AutoProcessor, Blip2ForConditionalGeneration, CLIPModel, CLIPProcessor,
+                          IdeficsForVisionText2Text, LlamaForCausalLM, LlavaForConditionalGeneration)
 
 from mmbench.errors import MMBenchError
 from mmbench.mini import shapes
+from mmbench.mini.train import blip2 as blip2_train
 from mmbench.mini.train import cards, common, evaluate
 from mmbench.mini.train import clip as clip_train
 from mmbench.mini.train import flamingo as flamingo_train
@@ -37,6 +38,7 @@ class ZooRecipe:
     lm: lm_train.LmRecipe = field(default_factory=lm_train.LmRecipe)
     bridge: vlm.BridgeRecipe = field(default_factory=vlm.BridgeRecipe)
     flamingo: flamingo_train.FlamingoBridge = field(default_factory=flamingo_train.FlamingoBridge)
+    blip2: blip2_train.Blip2Bridge = field(default_factory=blip2_train.Blip2Bridge)
     eval_n: int | None = None  # scenes per test split evaluated (None: the whole split)
     subset_n: int = 40  # scenes per test split of the small evaluation the tests repeat
 
@@ -46,6 +48,7 @@ QUICK = ZooRecipe(
     clip=clip_train.ClipRecipe(steps=2, batch_size=8, warmup=1),
     lm=lm_train.LmRecipe(steps=2, batch_size=8, warmup=1),
     bridge=vlm.BridgeRecipe(steps=2, batch_size=4, warmup=1, pool_scenes=8),
+    blip2=blip2_train.Blip2Bridge(distill_steps=2, distill_batch=4, distill_warmup=1, match_images=4),
     eval_n=4,
     subset_n=4,
 )
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
 
 def train_zoo(out: Path, names: list[str], seed: int, recipe: ZooRecipe) -> list[dict]:
     """Train ``names`` (in order) into ``out``; bridges load mini-clip and mini-lm from ``out``."""
-    bridges = [n for n in names if n in ("mini-llava", "mini-flamingo", "mini-llava-blind")]
+    bridges = [n for n in names if n in ("mini-llava", "mini-flamingo", "mini-blip2", "mini-llava-blind")]
     for dep in ("mini-clip", "mini-lm") if bridges else ():  # checked before any work is done
         if dep not in names and not (out / dep / "config.json").exists():
             raise MMBenchError(f"{dep} not found in {out}: train it first (add it to --only) or drop --only")
@@ -232,17 +235,23 @@ def _train_bridge(folder: Path, name: str, clip: CLIPModel, lm: LlamaForCausalLM
                   pool: list[shapes.Scene], examples: list[vlm.Example], seed: int, recipe: ZooRecipe) -> dict:
     blind = name == "mini-llava-blind"
     tokenizer = tok_lib.build_tokenizer(words)
+    pixels = vlm.pool_pixels(pool, blind=blind, seed=seed)
+    if name == "mini-blip2":  # its vision tower must first learn mini-clip's features (blip2.py)
+        tower, distill = blip2_train.distill_tower(clip, pixels, recipe.blip2, seed)
     common.seed_everything(seed)
     if name == "mini-flamingo":
         model, processor = flamingo_train.build(clip, lm, tokenizer, recipe.flamingo)
         encode, cls = flamingo_train.encoder(processor), IdeficsForVisionText2Text
+        bridge = [*model.model.perceiver_resampler.parameters(), *model.model.gated_cross_attn_layers.parameters()]
+    elif name == "mini-blip2":
+        model, processor = blip2_train.build(clip, lm, blip2_train.build_tokenizer(words), tower, recipe.blip2)
+        encode, cls = blip2_train.encoder(processor), Blip2ForConditionalGeneration
+        bridge = blip2_train.bridge_parameters(model)
     else:
         model, processor = llava_train.build(clip, lm, tokenizer)
         encode, cls = llava_train.encoder(processor, llava_train.n_image_tokens(clip)), LlavaForConditionalGeneration
+        bridge = list(model.model.multi_modal_projector.parameters())
     counts = common.param_counts(model)
-    pixels = vlm.pool_pixels(pool, blind=blind, seed=seed)
-    bridge = ([*model.model.perceiver_resampler.parameters(), *model.model.gated_cross_attn_layers.parameters()]
-              if name == "mini-flamingo" else list(model.model.multi_modal_projector.parameters()))
     log = vlm.train_bridge(model, encode, examples, pixels, recipe.bridge, seed, bridge)
     common.save_compact(model, processor, folder)
     model = cls.from_pretrained(folder, dtype=torch.float32)
@@ -254,7 +263,13 @@ def _train_bridge(folder: Path, name: str, clip: CLIPModel, lm: LlamaForCausalLM
     subset = {"vqa_accuracy": evaluate.vqa_scores(model, processor, n=recipe.subset_n)["vqa_accuracy"],
               "cider": evaluate.caption_scores(model, processor, n=recipe.subset_n)["cider"]}
     b = recipe.bridge
-    if name == "mini-flamingo":
+    notes = [n.replace("{scale:g}", f"{b.bridge_lr_scale:g}") for n in _BRIDGE_NOTES]
+    usage = _CHAT_USAGE
+    if name == "mini-blip2":
+        extra = blip2_train.card_parts(model, recipe.blip2, distill, b.bridge_lr_scale)
+        arch, parts, summary, usage = extra["architecture"], extra["parts"], extra["summary"], extra["usage"]
+        notes = extra["notes"] + notes[-2:]  # + the scores and the training examples, as the other bridges
+    elif name == "mini-flamingo":
         f = recipe.flamingo
         arch = {"vision": "mini-clip's vision tower without its last layer (weights copied into Idefics's vision "
                           "encoder), frozen; all 65 tokens",
@@ -285,26 +300,31 @@ def _train_bridge(folder: Path, name: str, clip: CLIPModel, lm: LlamaForCausalLM
                                          f"({b.captions_per_scene} caption references + every question per "
                                          f"scene); {b.steps * b.batch_size} examples seen"
                                          + ("; images replaced by uniform noise" if blind else ""),
-                              "mini-clip + mini-lm as shipped; bridge random", "vision encoder"),
+                              ("mini-clip distilled into BLIP-2's vision tower (see notes)" if name == "mini-blip2"
+                               else "mini-clip") + " + mini-lm as shipped; bridge random", "vision encoder"),
         "scores": {"vqa_accuracy": vqa["vqa_accuracy"], "cider": cap["cider"], "pope_f1": pope["pope_f1"],
                    "mc_accuracy": mc["mc_accuracy"], "vqa_per_question_type": vqa["per_question_type"],
                    "pope_f1_per_category": pope["pope_f1_per_category"], "pope_yes_ratio": pope["pope_yes_ratio"],
                    "mc_accuracy_first_pass": mc["mc_accuracy_first_pass"]},
         "subset": {"n": recipe.subset_n, "scores": subset},
         "examples": vqa["examples"][:3] + cap["examples"][:3],
-        "notes": [n.replace("{scale:g}", f"{b.bridge_lr_scale:g}") for n in _BRIDGE_NOTES],
-        "usage": [f"from transformers import AutoProcessor, {cls.__name__}",
-                  f"model = {cls.__name__}.from_pretrained(folder)",
-                  "processor = AutoProcessor.from_pretrained(folder); processor.tokenizer.padding_side = 'left'",
-                  "msgs = [{'role': 'user', 'content': [{'type': 'image'}, {'type': 'text', 'text': prompt}]}]",
-                  "text = processor.apply_chat_template(msgs, add_generation_prompt=True, "
-                  "chat_template=processor.chat_template or processor.tokenizer.chat_template)",
-                  "inputs = processor(images=[image], text=[text], return_tensors='pt', padding=True)",
-                  "out = model.generate(**inputs, max_new_tokens=20, do_sample=False)",
-                  "reply = processor.batch_decode(out[:, inputs['input_ids'].shape[1]:], skip_special_tokens=True)"],
+        "notes": notes,
+        "usage": [u.replace("{cls}", cls.__name__) for u in usage],
         "versions": _versions(),
     }
+    if name == "mini-blip2":
+        card["vision_distillation"] = distill
     return _finish(folder, card)
+
+
+_CHAT_USAGE = ["from transformers import AutoProcessor, {cls}", "model = {cls}.from_pretrained(folder)",
+               "processor = AutoProcessor.from_pretrained(folder); processor.tokenizer.padding_side = 'left'",
+               "msgs = [{'role': 'user', 'content': [{'type': 'image'}, {'type': 'text', 'text': prompt}]}]",
+               "text = processor.apply_chat_template(msgs, add_generation_prompt=True, "
+               "chat_template=processor.chat_template or processor.tokenizer.chat_template)",
+               "inputs = processor(images=[image], text=[text], return_tensors='pt', padding=True)",
+               "out = model.generate(**inputs, max_new_tokens=20, do_sample=False)",
+               "reply = processor.batch_decode(out[:, inputs['input_ids'].shape[1]:], skip_special_tokens=True)"]
 
 
 def _count(module: torch.nn.Module) -> int:

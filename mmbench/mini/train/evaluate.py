@@ -1,7 +1,8 @@
 """Scores for the model cards, computed through the standard Hugging Face path the harness's adapters use.
 
 VQA accuracy is mmbench's official VQAv2 implementation; CIDEr-D is pycocoevalcap's after its PTBTokenizer.
-Generation: chat template -> ``processor(images=..., text=..., padding=True)`` with left padding -> greedy
+Generation: chat template (BLIP-2: the hf-blip2 preset's prompt format) -> ``processor(images=..., text=...,
+padding=True)`` with left padding (BLIP-2: moved in front of the query placeholders, as the adapter does) -> greedy
 ``generate`` -> decode only the new tokens with ``skip_special_tokens=True``.
 """
 
@@ -10,13 +11,24 @@ from __future__ import annotations
 import torch
 from pycocoevalcap.cider.cider import Cider
 
+from mmbench.adapters.hf_vlm_prompts import pads_first
 from mmbench.metrics.captions import tokenize
 from mmbench.metrics.vqa import vqa_accuracy
 from mmbench.mini import prompts, shapes
-from mmbench.mini.train import vlm
+from mmbench.mini.train import blip2, vlm
 
 VQA_MAX_NEW_TOKENS = 10
 CAPTION_MAX_NEW_TOKENS = 32
+
+
+def _is_blip2(processor) -> bool:
+    return getattr(processor, "num_query_tokens", None) is not None
+
+
+def prompt_text(processor, prompt: str) -> str:
+    """The text the harness's adapter sends for one user prompt: the chat template's rendering, or (BLIP-2,
+    which has none) the hf-blip2 preset's prompt format."""
+    return blip2.blip2_prompt(prompt) if _is_blip2(processor) else vlm.render(processor, prompt)
 
 
 @torch.no_grad()
@@ -24,11 +36,13 @@ def generate(model, processor, images: list, user_prompts: list[str], max_new_to
              batch_size: int = 50) -> list[str]:
     """Greedy replies for (image, prompt) pairs, batched with left padding."""
     processor.tokenizer.padding_side = "left"
-    texts = [vlm.render(processor, p) for p in user_prompts]
+    texts = [prompt_text(processor, p) for p in user_prompts]
     out: list[str] = []
     for i in range(0, len(texts), batch_size):
         inputs = processor(images=images[i:i + batch_size], text=texts[i:i + batch_size], return_tensors="pt",
                            padding=True)
+        if _is_blip2(processor):  # its processor pads the text, then puts the query placeholders in front
+            inputs = pads_first(inputs)
         ids = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         out += processor.batch_decode(ids[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
     return [o.strip() for o in out]
