@@ -36,12 +36,11 @@ def exact_official(pred: str, answer: str) -> bool:
 
 
 def videomme_official(response: str) -> str:
-    """Video-MME's eval_your_results.py extract_characters_regex: answer phrases removed, then the first of
-    A-D anywhere ("" when none, or when more than 10 words hold none)."""
+    """Video-MME's eval_your_results.py extract_characters_regex, from its description: answer phrases removed
+    (two commas are missing in its list), then the first of A-D anywhere ("" when none)."""
     s = response.strip()
     for prefix in ("The best answer is", "The correct answer is", "The answer is", "The answer",
-                   "The best option isThe correct option is", "Best answer:Best option:", "Answer:", "Option:",
-                   "The correct answer", "The correct option"):
+                   "The best option isThe correct option is", "Best answer:Best option:"):
         s = s.replace(prefix, "")
     m = re.search(r"[ABCD]", s)
     return "" if m is None else m.group(0)
@@ -274,6 +273,9 @@ def test_official_layouts_score_as_the_official_rules(official_run):
     for task in ("videomme", "videomme-subtitles"):
         assert values(res[task])["mc_accuracy"] == pytest.approx(
             sum(videomme_official(say) == answer for *_, answer, say in vf.VIDEOMME) / len(vf.VIDEOMME))
+        answered = [(videomme_official(say), answer) for *_, answer, say in vf.VIDEOMME if videomme_official(say)]
+        assert values(res[task])["mc_accuracy_answered"] == pytest.approx(  # the official scorer's "Overall"
+            sum(read == answer for read, answer in answered) / len(answered))
     mvb = [(e["_say"], "ABCDE"[e["candidates"].index(e["answer"])], e["answer"])
            for entries in vf.MVBENCH.values() for e in entries]
     assert values(res["mvbench"])["mc_accuracy"] == pytest.approx(

@@ -132,6 +132,37 @@ def test_mmstar_rule(generation: str, expected: str | None) -> None:
     assert choice.read_mmstar(generation, MMB).letter == expected
 
 
+@pytest.mark.parametrize("generation, expected", [  # Video-MME eval_your_results.py extract_characters_regex
+    ("C", "C"), ("The best answer is B.", "B"), ("(D)", "D"), ("A man is cooking.", "A"), ("Candles.", "C"),
+    ("The answer is B, not A.", "B"), ("Best option: C", "B"),  # "Best option:" alone is not in its list
+    ("The best option is D", "D"), ("c", None), ("I cannot tell.", None), ("", None), ("the answer: e", None),
+    ("The correct answer is (A)", "A"), ("I think it is D, Dogs", "D"),
+])
+def test_videomme_rule(generation: str, expected: str | None) -> None:
+    assert choice.read_videomme(generation, MMB).letter == expected
+
+
+def test_videomme_rule_reports_the_official_denominator() -> None:
+    """eval_your_results.py divides by the answers it could read; mc_accuracy counts the others wrong."""
+    targets = [{"id": str(i), "duration": "short" if i < 2 else "long",
+                "passes": [{"options": MMB, "answer": "C"}]} for i in range(4)]
+    preds = [[{"text": t}] for t in ("C", "no idea", "The answer is C", "B")]
+    metric = MultipleChoiceAccuracy({"rule": "videomme", "by": ["duration"]})
+    metric.update(preds, targets)
+    report = metric.compute()
+    v = {m.name: m.value for m in report.values}
+    assert v["mc_accuracy"] == 0.5 and v["mc_unparseable_rate"] == 0.25
+    assert v["mc_accuracy_answered"] == pytest.approx(2 / 3)
+    assert v["mc_accuracy_answered[duration=short]"] == 1.0 and v["mc_accuracy_answered[duration=long]"] == 0.5
+    assert MultipleChoiceAccuracy.aggregate(report.stats) == pytest.approx(v)
+    none_read = subset(report.stats, np.array([1, 1]))
+    assert np.isnan(MultipleChoiceAccuracy.aggregate(none_read)["mc_accuracy_answered"])
+    # other rules keep their single denominator
+    other = MultipleChoiceAccuracy({"rule": "letter"})
+    other.update(preds, targets)
+    assert "mc_accuracy_answered" not in {m.name for m in other.compute().values}
+
+
 def test_rotations_as_mmbench_circular_copies() -> None:
     assert rotations(MMB, "C") == [(MMB, "C"), (["dog", "teddy bear", "rabbit", "cat"], "B"),
                                    (["teddy bear", "rabbit", "cat", "dog"], "A"),

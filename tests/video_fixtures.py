@@ -199,19 +199,22 @@ VIDEOMME = [
     ("001-1", 0, "Counting Problem", "How many apples are shown?", ["A. 1.", "B. 2.", "C. 3.", "D. 4."], "C", "C"),
     ("001-2", 0, "Information Synopsis", "What is the genre of this video?",
      ["A. A news report.", "B. A cooking show.", "C. A travel vlog.", "D. A tutorial."], "A",
-     "The best answer is B."),  # wrong
+     "The answer is B, not A."),  # wrong: the official reader takes B (VLMEvalKit's would find two letters)
     ("301-1", 1, "Object Recognition", "What is the color of the ball?",
      ["A. Black.", "B. Gray.", "C. Green.", "D. Brown."], "B", "B. Gray."),  # right
     ("301-2", 1, "Temporal Reasoning", "What happens first?",
      ["A. A jump.", "B. A fall.", "C. A run.", "D. A kick."], "D", "(D)"),  # right
     ("601-1", 2, "Action Recognition", "Which sport is played?",
-     ["A. Football.", "B. Tennis.", "C. Golf.", "D. Rugby."], "A", "A"),  # right
+     ["A. Football.", "B. Tennis.", "C. Golf.", "D. Rugby."], "A", "A. Football, not D."),  # right: the first
     ("601-2", 2, "OCR Problems", "What is written on the board?",
      ["A. Home.", "B. Away.", "C. Exit.", "D. Goal."], "D", "I cannot tell."),  # no letter: wrong
 ]
 VIDEOMME_EXPECTED = {"mc_accuracy": 4 / 6, "mc_accuracy[duration=short]": 0.5, "mc_accuracy[duration=medium]": 1.0,
                      "mc_accuracy[duration=long]": 0.5, "mc_accuracy[task_type=Counting Problem]": 1.0,
-                     "mc_unparseable_rate": 1 / 6}
+                     "mc_unparseable_rate": 1 / 6,
+                     # eval_your_results.py's denominator: the 5 answers with a letter (601-2 names none)
+                     "mc_accuracy_answered": 4 / 5, "mc_accuracy_answered[duration=short]": 0.5,
+                     "mc_accuracy_answered[duration=long]": 1.0}
 FONT = '<font color="white" size=".72c">{}</font>'
 # subtitles of the short video (8 frames at 4 fps; lmms-eval's 32 frames int(linspace(0, 7, 32)) are all 8):
 # line 1 spans frames [0, 1): kept; line 2 [2, 2) holds none: dropped; line 3 [4, 6): kept; line 4 is after

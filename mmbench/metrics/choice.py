@@ -20,6 +20,9 @@ the benchmark's evaluation code (read, not copied) and tested on its tricky case
 - ``llava-exact``: LLaVA's SEED-Bench check: the stripped answer is exactly the letter.
 - ``lmms-mcq``: lmms-eval's AI2D check: a leading "X." gives X, else the answer without case and punctuation
   must be the letter.
+- ``videomme``: Video-MME's ``eval_your_results.py``: its answer phrases removed, then the first capital option
+  letter anywhere in the text; none: unanswered, which the official scorer leaves out of the denominator
+  (``mc_accuracy_answered``; ``mc_accuracy`` counts it wrong, as lmms-eval and VLMEvalKit do).
 - ``mmstar``: MMStar's official matcher: the first character, or the one after "(", "option " or "the answer
   is " (so "apple" reads as A, as the official scorer counts it).
 
@@ -214,6 +217,24 @@ def read_mmstar(generation: str, options: Sequence[str], item_id: str = "") -> R
     return Read(None, "unparsed")
 
 
+# Video-MME's eval_your_results.py strips these phrases (exact case, every occurrence). Two commas are missing in
+# its list, so "The best option is" / "The correct option is" / "Best answer:" / "Best option:" are only removed
+# as the two joined strings below; kept as the official scorer behaves.
+_VIDEOMME_PREFIXES = ("The best answer is", "The correct answer is", "The answer is", "The answer",
+                      "The best option isThe correct option is", "Best answer:Best option:")
+
+
+def read_videomme(generation: str, options: Sequence[str], item_id: str = "") -> Read:
+    """Video-MME's official extract_characters_regex: the answer phrases removed, then the first capital option
+    letter anywhere (so the article in "A man ..." reads as A, as the official scorer counts it); over 10 words
+    with no such letter, or none at all: unanswered (the official scorer leaves it out of the denominator)."""
+    text = generation.strip()
+    for prefix in _VIDEOMME_PREFIXES:
+        text = text.replace(prefix, "")
+    m = re.search(f"[{LETTERS[:len(options)]}]", text)
+    return Read(m.group(0), "first capital letter") if m else Read(None, "unparsed")
+
+
 RULES: dict[str, tuple[Callable[[str, Sequence[str], str], Read], str]] = {
     "letter": (read_letter, "mmbench extract_choice (exactly one letter named, else unparseable)"),
     "vlmevalkit": (read_vlmevalkit, "VLMEvalKit can_infer, 2024 revision (letter token, Z, or one option's "
@@ -225,6 +246,8 @@ RULES: dict[str, tuple[Callable[[str, Sequence[str], str], Read], str]] = {
     "llava-exact": (read_llava_exact, "LLaVA convert_seed_for_submission.py (the stripped answer is the letter)"),
     "lmms-mcq": (read_lmms_mcq, "lmms-eval MultiChoiceRegexFilter + exact_match (ignore case and punctuation)"),
     "mmstar": (read_mmstar, "MMStar_eval (first character, or after '(' / 'option ' / 'the answer is ')"),
+    "videomme": (read_videomme, "Video-MME eval_your_results.py (answer phrases removed, then the first capital "
+                                "option letter; none: unanswered)"),
 }
 
 

@@ -58,7 +58,10 @@ class MultipleChoiceAccuracy(Metric):
     share of questions with a pass no rule or judge could read, and breakdowns (``by``)."""
 
     name: ClassVar[str] = "mc_accuracy"
-    values: ClassVar[tuple[str, ...]] = ("mc_accuracy", "mc_accuracy_first_pass", "mc_unparseable_rate")
+    values: ClassVar[tuple[str, ...]] = ("mc_accuracy", "mc_accuracy_first_pass", "mc_unparseable_rate",
+                                         "mc_accuracy_answered")
+    # rules whose official scorer divides by the questions it could read: they also report mc_accuracy_answered
+    ANSWERED_DENOMINATOR: ClassVar[frozenset[str]] = frozenset({"videomme"})
     headline: ClassVar[tuple[str, ...]] = ("mc_accuracy",)
     inputs: ClassVar[str] = CHOICES
     description: ClassVar[str] = "multiple-choice accuracy under a benchmark's reading rule (+ CircularEval)"
@@ -97,6 +100,12 @@ class MultipleChoiceAccuracy(Metric):
             stats["mc_first_pass_correct"] = np.asarray(first)
             values.append(MetricValue("mc_accuracy_first_pass", left_to_right_mean(first),
                                       f"the first pass only (the options in their original order); {variant}"))
+        if self.options.rule in self.ANSWERED_DENOMINATOR:
+            stats["mc_answered"] = 1.0 - np.asarray(unparsed)
+            answered = answered_accuracy(stats)
+            values += [MetricValue(k, v, variant + "; over the questions whose letter was read (the official "
+                                   "scorer's denominator)", extra={"n": int(stats["mc_answered"].sum())})
+                       for k, v in answered.items()]
         notes = [f"{self.name}: no breakdown by {f!r} (some items lack it)" for f in missing]
         counts = {h: sum(x.count(h) for x in hows) for h in ("judge", "random")}
         notes += [f"{self.name}: {c} pass(es) read by the judge" if h == "judge" else
@@ -111,7 +120,28 @@ class MultipleChoiceAccuracy(Metric):
             out["mc_unparseable_rate"] = left_to_right_mean(stats["mc_unparseable"])
         if "mc_first_pass_correct" in stats:
             out["mc_accuracy_first_pass"] = left_to_right_mean(stats["mc_first_pass_correct"])
+        if "mc_answered" in stats:
+            out |= answered_accuracy(stats)
         return out
+
+
+def answered_accuracy(stats: ItemStats) -> dict[str, float]:
+    """``mc_accuracy_answered`` and its breakdowns: right answers over the questions whose letter was read (NaN
+    where none was), from any subset's statistics."""
+    correct = np.asarray(stats[MultipleChoiceAccuracy.name], dtype=np.float64)
+    answered = np.asarray(stats["mc_answered"], dtype=bool)
+
+    def mean(mask: np.ndarray) -> float:
+        return left_to_right_mean(correct[mask]) if mask.any() else float("nan")
+
+    out = {"mc_accuracy_answered": mean(answered)}
+    prefix = f"{MultipleChoiceAccuracy.name}{BY_PREFIX}"
+    for key in stats:
+        if key.startswith(prefix):
+            fld, labels = key[len(prefix):], np.asarray(stats[key])
+            for lab in dict.fromkeys(labels.tolist()):
+                out[f"mc_accuracy_answered[{fld}={lab}]"] = mean(answered & (labels == lab))
+    return out
 
 
 @dataclass(frozen=True)
