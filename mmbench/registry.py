@@ -190,6 +190,7 @@ for _name, _target in {
     "mini-flamingo": "mmbench.mini.zoo:MINI_FLAMINGO",
     "mini-blip2": "mmbench.mini.zoo:MINI_BLIP2",
     "mini-llava-blind": "mmbench.mini.zoo:MINI_LLAVA_BLIND",
+    "mini-video": "mmbench.mini.zoo:MINI_VIDEO",
     "mini-diffusion": "mmbench.mini.zoo:MINI_DIFFUSION",
 }.items():
     MODELS.register(_name, lazy=_target)
@@ -240,6 +241,7 @@ for _name, _target in {
     "librispeech": "mmbench.data.speech_sources:load_librispeech",
     "hf-audio": "mmbench.data.speech_sources:load_hf_audio",
     "mini-speech": "mmbench.mini.speech:load_mini_speech",
+    "mini-motion": "mmbench.mini.motion:load_mini_motion",
     "msvd-qa": "mmbench.data.video_sources:load_msvd_qa",
     "msrvtt-qa": "mmbench.data.video_sources:load_msrvtt_qa",
     "activitynet-qa": "mmbench.data.video_sources:load_activitynet_qa",

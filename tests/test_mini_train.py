@@ -29,7 +29,9 @@ VLMS = {"mini-llava": LlavaForConditionalGeneration, "mini-flamingo": IdeficsFor
 @pytest.fixture(scope="module")
 def quick_zoo(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("zoo")
-    assert driver.main(["--quick", "--output", str(out), "--seed", "3"]) == 0
+    with pytest.MonkeyPatch.context() as mp:  # mini-video's evaluation writes mini-motion clips to the cache
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        assert driver.main(["--quick", "--output", str(out), "--seed", "3"]) == 0
     return out
 
 
@@ -133,6 +135,8 @@ def test_only_needs_its_dependencies(tmp_path):
         driver.main(["--quick", "--output", str(tmp_path), "--only", "mini-llava"])
     with pytest.raises(MMBenchError, match="unknown model name"):
         driver.main(["--quick", "--output", str(tmp_path), "--only", "mini-gpt"])
+    with pytest.raises(MMBenchError, match="mini-llava not found"):
+        driver.main(["--quick", "--output", str(tmp_path), "--only", "mini-video"])
 
 
 def test_fast_pixel_path_equals_the_processors():

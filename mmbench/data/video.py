@@ -119,7 +119,8 @@ class Clip:
                 "video_fps": None if self.native_fps is None else round(self.native_fps, 4)}
 
 
-def _av() -> Any:
+def require_av() -> Any:
+    """The PyAV module, or a one-line error naming the extra that installs it."""
     try:
         import av
     except ImportError:
@@ -130,7 +131,7 @@ def _av() -> Any:
 def load_clip(src: Any, sampling: FrameSampling) -> Clip:
     """Decode the frames ``sampling`` picks from the video file ``src`` (a path). Raises ItemError naming the
     file when it is missing, empty, not a video, has no frames, or fails to decode."""
-    av = _av()
+    av = require_av()
     path = Path(str(src))
     if not path.exists():
         raise ItemError(f"video {path}: file not found")

@@ -231,9 +231,9 @@ def parse_srt(path: Path, ctx: DataContext) -> list[tuple[float, float, str]]:
 def video_header(path: Path) -> tuple[int, float] | None:
     """The frame count and frame rate a video's header declares (what OpenCV's CAP_PROP_FRAME_COUNT / FPS read,
     as lmms-eval does), without decoding; None when the file cannot be opened."""
-    from mmbench.data.video import _av
+    from mmbench.data.video import require_av
 
-    av = _av()
+    av = require_av()
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]

@@ -26,6 +26,9 @@ MINI_BLIP2 = ModelPreset("hf-blip2", {"pretrained": model_dir("mini-blip2")},
                          "Q-Former's 16 learned queries, projected into mini-lm (shipped)")
 MINI_LLAVA_BLIND = ModelPreset("hf-llava", {"pretrained": model_dir("mini-llava-blind")},
                                "mini-llava's recipe trained on noise images: collapsed to text-only (shipped)")
+MINI_VIDEO = ModelPreset("hf-llava", {"pretrained": model_dir("mini-video")},
+                         "LLaVA over frame sequences: mini-llava fine-tuned on mini-motion clips, 4 frames as 4 images "
+                         "(65 tokens each, mini-lm's RoPE range raised to 512 positions) (shipped)")
 MINI_DIFFUSION = ModelPreset("diffusers", {"pretrained": model_dir("mini-diffusion")},
                              "tiny class-conditional DDPM with classifier-free guidance, trained on mini-shapes "
                              "(shipped, diffusers format)")

@@ -12,7 +12,7 @@ from mmbench.mini.train import common
 CARD_FILE = "card.json"
 # The scores MODELS.md shows (the bars of the issue, and the LM's perplexity).
 HEADLINE = ("zeroshot_top1", "t2i_recall@5", "i2t_recall@5", "vqa_accuracy", "cider", "pope_f1", "mc_accuracy",
-            "val_perplexity",
+            "val_perplexity", "exact_match", "exact_match_1frame", "temporal_verdict",
             "mini-generation (guidance 2.0)")
 
 
@@ -76,10 +76,11 @@ def write_index(path: Path, cards: list[dict], total_seconds: float | None, tota
         lines.append(f"| [{c['name']}]({c['name']}/README.md) | `{c['class']}` | {c['parameters']['total']:,} | "
                      f"{c['parameters']['trainable']:,} | {c['bytes']:,} | {scores} |")
     if total_seconds is not None:
+        n_zoo = sum(c["name"] != "mini-diffusion" for c in cards)
         lines += ["", f"Last full retraining: {total_seconds / 60:.1f} min wall-clock "
                       f"({total_cpu / 2 / 60:.1f} min of CPU time per thread, 2 threads), including data generation "
-                      "and evaluation, for the five models of `mmbench mini train`; mini-diffusion has its own command "
-                      "(`python -m mmbench.mini.train.diffusion --out FOLDER`, about 8 min)."]
+                      f"and evaluation, for the {n_zoo} models of `mmbench mini train`; mini-diffusion has its own "
+                      "command (`python -m mmbench.mini.train.diffusion --out FOLDER`, about 8 min)."]
     else:  # a partial retraining (--only): each model's own training time, from its card
         timed = [f"{c['name']} {c['training']['seconds'] / 60:.1f} min" for c in cards
                  if isinstance(c.get("training"), dict) and "seconds" in c["training"]]

@@ -26,6 +26,7 @@ from mmbench.mini.train import flamingo as flamingo_train
 from mmbench.mini.train import llava as llava_train
 from mmbench.mini.train import lm as lm_train
 from mmbench.mini.train import tokenizer as tok_lib
+from mmbench.mini.train import video as video_train
 from mmbench.mini.train import vlm
 from mmbench.mini.train.options import MODELS, SHIPPED, parse_args
 
@@ -39,6 +40,7 @@ class ZooRecipe:
     bridge: vlm.BridgeRecipe = field(default_factory=vlm.BridgeRecipe)
     flamingo: flamingo_train.FlamingoBridge = field(default_factory=flamingo_train.FlamingoBridge)
     blip2: blip2_train.Blip2Bridge = field(default_factory=blip2_train.Blip2Bridge)
+    video: video_train.VideoRecipe = field(default_factory=video_train.VideoRecipe)
     eval_n: int | None = None  # scenes per test split evaluated (None: the whole split)
     subset_n: int = 40  # scenes per test split of the small evaluation the tests repeat
 
@@ -49,6 +51,7 @@ QUICK = ZooRecipe(
     lm=lm_train.LmRecipe(steps=2, batch_size=8, warmup=1),
     bridge=vlm.BridgeRecipe(steps=2, batch_size=4, warmup=1, pool_scenes=8),
     blip2=blip2_train.Blip2Bridge(distill_steps=2, distill_batch=4, distill_warmup=1, match_images=4),
+    video=video_train.QUICK,
     eval_n=4,
     subset_n=4,
 )
@@ -88,7 +91,8 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
 def train_zoo(out: Path, names: list[str], seed: int, recipe: ZooRecipe) -> list[dict]:
     """Train ``names`` (in order) into ``out``; bridges load mini-clip and mini-lm from ``out``."""
     bridges = [n for n in names if n in ("mini-llava", "mini-flamingo", "mini-blip2", "mini-llava-blind")]
-    for dep in ("mini-clip", "mini-lm") if bridges else ():  # checked before any work is done
+    needs = (("mini-clip", "mini-lm") if bridges else ()) + (("mini-llava",) if "mini-video" in names else ())
+    for dep in needs:  # checked before any work is done
         if dep not in names and not (out / dep / "config.json").exists():
             raise MMBenchError(f"{dep} not found in {out}: train it first (add it to --only) or drop --only")
     out.mkdir(parents=True, exist_ok=True)
@@ -111,6 +115,8 @@ def train_zoo(out: Path, names: list[str], seed: int, recipe: ZooRecipe) -> list
         examples = vlm.make_examples(pool, seed, recipe.bridge.captions_per_scene)
         for name in bridges:
             written.append(_train_bridge(out / name, name, clip, lm, vlm_words, pool, examples, seed, recipe))
+    if "mini-video" in names:  # mini-llava fine-tuned on frame sequences (its own data: mini-motion clips)
+        written.append(video_train.train_model(out / "mini-video", out / "mini-llava", seed, recipe.video))
     return written
 
 

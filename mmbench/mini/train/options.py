@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-MODELS = ("mini-clip", "mini-lm", "mini-llava", "mini-flamingo", "mini-blip2", "mini-llava-blind")
+MODELS = ("mini-clip", "mini-lm", "mini-llava", "mini-flamingo", "mini-blip2", "mini-llava-blind", "mini-video")
 SHIPPED = Path(__file__).resolve().parents[1] / "models"  # the models the package ships (and loads)
 DEFAULT_OUTPUT = Path("mini-models")  # a retrain writes here, never into the installed package by default
 DEFAULT_SEED = 0
