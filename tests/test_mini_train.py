@@ -217,6 +217,34 @@ def test_shipped_blip2_tower_reproduces_its_feature_match():
     assert card["vision_distillation"]["copied"]["cos_mean"] < 0.5 < card["vision_distillation"]["folded"]["cos_mean"]
 
 
+@pytest.mark.parametrize("name", ["mini-flamingo", "mini-blip2"])
+def test_shipped_bridge_probe_reproduces_the_card_and_shows_where_blip2_loses_shape(name):
+    """The linear probes on the cards come out of the shipped weights; they are the measurement behind
+    mini-blip2's note on why it trails: its Q-Former drops the shape its vision tokens carry."""
+    from mmbench.mini.train import bridge_probe
+
+    card = cards.read_card(SHIPPED / name)["bridge_probe"]
+    got = bridge_probe.measure(VLMS[name].from_pretrained(SHIPPED / name))
+    assert got == {k: v for k, v in card.items() if k != "description"}
+    assert got["vision features"]["shape"] > 0.75 and got["vision features"]["cell"] == 1.0
+    if name == "mini-blip2":  # shape mostly gone (chance 0.2), colour kept, position pooled away
+        assert got["bridge output"]["shape"] < 0.45 and got["bridge output"]["colour"] > 0.9
+        assert blip2.WHY_IT_TRAILS in cards.read_card(SHIPPED / name)["notes"]
+    else:  # the perceiver pools position away too but sharpens shape
+        assert got["bridge output"]["shape"] > 0.9 and got["bridge output"]["cell"] < 0.35
+
+
+def test_bridge_probe_reads_what_the_features_hold():
+    """A feature that is the one-hot class reads perfectly; noise reads at chance."""
+    from mmbench.mini.train import bridge_probe
+
+    labels = {"a": [str(i % 3) for i in range(600)]}
+    onehot = torch.nn.functional.one_hot(torch.tensor([i % 3 for i in range(600)]), 3).float()
+    assert bridge_probe.linear_probe(onehot, labels) == {"a": 1.0}
+    noise = torch.randn(600, 50, generator=torch.Generator().manual_seed(0))
+    assert bridge_probe.linear_probe(noise, labels)["a"] < 0.45
+
+
 def test_shipped_blip2_through_the_hf_blip2_adapter_reproduces_its_card(tmp_path, capsys):
     """`mmbench run --model mini-blip2` (the hf-blip2 preset: no chat template, 'Question: {prompt} Answer:',
     Blip2Processor) gives the card's subset VQA accuracy: the first subset-n scenes' questions of mini-vqa."""

@@ -53,6 +53,11 @@ def render(card: dict) -> str:
     for k, v in card["scores"].items():
         if isinstance(v, dict):
             lines += ["", f"{k}: " + ", ".join(f"{a}={b}" for a, b in v.items())]
+    if card.get("bridge_probe"):
+        probe = card["bridge_probe"]
+        lines += ["", "## What the bridge passes on", "", probe["description"] + ":", ""]
+        lines += _table({k: ", ".join(f"{a} {b}" for a, b in v.items()) for k, v in probe.items()
+                         if isinstance(v, dict)})
     if card.get("examples"):
         lines += ["", "Example outputs:", ""]
         lines += [f"- `{json.dumps(e)}`" for e in card["examples"]]

@@ -20,6 +20,7 @@ from transformers import (AutoProcessor, Blip2ForConditionalGeneration, CLIPMode
 from mmbench.errors import MMBenchError
 from mmbench.mini import shapes
 from mmbench.mini.train import blip2 as blip2_train
+from mmbench.mini.train import bridge_probe
 from mmbench.mini.train import cards, common, evaluate
 from mmbench.mini.train import clip as clip_train
 from mmbench.mini.train import flamingo as flamingo_train
@@ -318,6 +319,7 @@ def _train_bridge(folder: Path, name: str, clip: CLIPModel, lm: LlamaForCausalLM
         "usage": [u.replace("{cls}", cls.__name__) for u in usage],
         "versions": _versions(),
     }
+    card["bridge_probe"] = {"description": bridge_probe.DESCRIPTION, **bridge_probe.measure(model)}
     if name == "mini-blip2":
         card["vision_distillation"] = distill
     return _finish(folder, card)
