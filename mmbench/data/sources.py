@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from mmbench.errors import DataError, MissingDataError, MMBenchError
 from mmbench.specs import fingerprint
@@ -29,7 +29,7 @@ class DataContext:
 
 @dataclass
 class DataSet:
-    records: list[dict]
+    records: Sequence[dict]  # a list, or LazyRecords (mmbench.data.lazy) built on access
     fingerprint: str
     description: str
     class_names: list[str] | None = None
@@ -113,45 +113,74 @@ def load_jsonl(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
     """A manifest, one JSON object per line: ``{"image": path, "label": name|int}``, ``"captions": [...]``,
     ``{"image", "question", "answers"}`` or ``{"audio": path, "text"}``: every field reaches the task.
 
-    Image, audio and video paths are relative to the manifest's folder. ``id`` is optional (default: the line number).
+    Image, audio and video paths are relative to the manifest's folder. ``id`` is optional (default: the line
+    number). The file is checked in one streaming pass and its records are read back line by line when used
+    (mmbench.data.lazy): a manifest larger than memory is never held whole.
     """
-    from mmbench.files import iter_jsonl
+    from mmbench.data.lazy import JsonlLines, LazyRecords
 
     path = resolve_path(_require(cfg, "path", ctx, "jsonl"), ctx, "JSONL manifest")
     if path.is_dir():
         raise DataError(f"task {ctx.task!r}: JSONL manifest {path} is a folder; name the .jsonl file")
-    records, class_names = [], list(cfg.get("classes") or [])
+    lines = JsonlLines(path, "JSONL manifest")
+    class_names = list(cfg.get("classes") or [])
+    class_index = {name: i for i, name in enumerate(class_names)}
     seen: set[str] = set()
-    try:
-        rows = list(iter_jsonl(path, "JSONL manifest"))
-    except MMBenchError as exc:
-        raise DataError(f"task {ctx.task!r}: {exc}") from None
-    for lineno, row in rows:
+    refs: list = []
+
+    def record(lineno: int, row: dict) -> dict:
         rec = dict(row)
-        if isinstance(row.get("id"), (dict, list, bool)) or ("id" in row and row["id"] is None):
-            raise DataError(f"task {ctx.task!r}: {path} line {lineno}: id must be a string or a number")
         rec["id"] = str(row.get("id", lineno))
-        if rec["id"] in seen:
-            raise DataError(f"task {ctx.task!r}: {path} line {lineno}: duplicate id {rec['id']!r}")
-        seen.add(rec["id"])
         for media in ("image", "audio", "video"):  # media paths are relative to the manifest's folder
-            if media in row and (not isinstance(row[media], str) or not row[media]):
-                raise DataError(f"task {ctx.task!r}: {path} line {lineno}: {media} must be a file path (a "
-                                f"non-empty string), got {row[media]!r}")
             if isinstance(row.get(media), str):
                 rec[media] = path.parent / row[media] if not Path(row[media]).is_absolute() else Path(row[media])
-        if "label" in row and isinstance(row["label"], str):
-            if row["label"] not in class_names:
+        if isinstance(row.get("label"), str):
+            rec["label"] = class_index[row["label"]]
+        return rec
+
+    try:
+        for lineno, row in lines.scan():
+            if isinstance(row.get("id"), (dict, list, bool)) or ("id" in row and row["id"] is None):
+                raise DataError(f"task {ctx.task!r}: {path} line {lineno}: id must be a string or a number")
+            rid = str(row.get("id", lineno))
+            if rid in seen:
+                raise DataError(f"task {ctx.task!r}: {path} line {lineno}: duplicate id {rid!r}")
+            seen.add(rid)
+            for media in ("image", "audio", "video"):
+                if media in row and (not isinstance(row[media], str) or not row[media]):
+                    raise DataError(f"task {ctx.task!r}: {path} line {lineno}: {media} must be a file path (a "
+                                    f"non-empty string), got {row[media]!r}")
+            if isinstance(row.get("label"), str) and row["label"] not in class_index:
+                class_index[row["label"]] = len(class_names)
                 class_names.append(row["label"])
-            rec["label"] = class_names.index(row["label"])
-        records.append(rec)
-    if not records:
+            rec = record(lineno, row)
+            refs += [_file_ref(rec[m], path.parent)[1] for m in ("image", "audio", "video")
+                     if isinstance(rec.get(m), Path)]
+    except DataError:
+        raise
+    except MMBenchError as exc:
+        raise DataError(f"task {ctx.task!r}: {exc}") from None
+    if not len(lines):
         raise DataError(f"task {ctx.task!r}: manifest {path} has no records")
-    fp = fingerprint(["jsonl", hashlib.sha256(path.read_bytes()).hexdigest(), class_names,
-                      [_file_ref(r[m], path.parent)[1] for r in records for m in ("image", "audio", "video")
-                       if isinstance(r.get(m), Path)]])
-    return DataSet(records, fp, f"jsonl {path} ({len(records)} records)",
+    fp = fingerprint(["jsonl", _sha256_file(path), class_names, refs])
+
+    def build(i: int) -> dict:
+        try:
+            return record(*lines.read(i))
+        except MMBenchError as exc:
+            raise DataError(f"task {ctx.task!r}: {exc}") from None
+
+    return DataSet(LazyRecords(len(lines), build), fp, f"jsonl {path} ({len(lines)} records)",
                    class_names=class_names or None)
+
+
+def _sha256_file(path: Path) -> str:
+    """The file's SHA-256, read in 1 MiB blocks (never whole)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_coco_captions(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
@@ -284,39 +313,54 @@ def load_hf(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
     """A Hugging Face image dataset (see open_hf_dataset): ``image_column`` (default ``image``), optional
     ``label_column``, ``captions_column``, ``answers_column`` (reference answers: a list, a list of
     ``{"answer"}`` dicts, or one string), ``id_column``, ``columns:`` (more record fields) and
-    ``rename_values: {field: {value: new value}}`` (e.g. ChartQA's human_test -> human)."""
+    ``rename_values: {field: {value: new value}}`` (e.g. ChartQA's human_test -> human). Records are built from
+    the memory-mapped Arrow table when used (mmbench.data.lazy), never held whole."""
     import datasets
+
+    from mmbench.data.lazy import LazyRecords
 
     ds, source, split = open_hf_dataset(cfg, ctx, "hf")
     image_col = cfg.get("image_column", "image")
     check_columns(ds, {k: cfg.get(k, "image" if k == "image_column" else None)
                        for k in ("image_column", "label_column", "captions_column", "id_column")}, ctx, source)
     ds = ds.cast_column(image_col, datasets.Image(decode=False))
-    records = [{"id": i, "image": HFRef(ds, image_col, n)} for n, i in enumerate(row_ids(ds, cfg.get("id_column"), ctx))]
+    ids = row_ids(ds, cfg.get("id_column"), ctx)
     class_names = None
     if cfg.get("label_column"):
         feature = ds.features[cfg["label_column"]]
         if hasattr(feature, "names"):
             class_names = list(feature.names)
-        for rec, lab in zip(records, ds[cfg["label_column"]]):
-            rec["label"] = lab
-    if cfg.get("captions_column"):
-        for rec, caps in zip(records, ds[cfg["captions_column"]]):
-            rec["captions"] = [caps] if isinstance(caps, str) else list(caps)
     if cfg.get("answers_column"):
         check_columns(ds, {"answers_column": cfg["answers_column"]}, ctx, source)
-        for rec, answers in zip(records, ds[cfg["answers_column"]]):
-            if answers is not None and answers != []:
-                rec["answers"] = [answers] if isinstance(answers, str) else \
-                    [a["answer"] if isinstance(a, dict) else str(a) for a in answers]
-    copy_columns(records, ds, dict(cfg.get("columns") or {}), ctx, source)
-    for field_name, mapping in dict(cfg.get("rename_values") or {}).items():
-        for rec in records:
+    columns = dict(cfg.get("columns") or {})
+    check_columns(ds, {f"for {field!r}": col for field, col in columns.items()}, ctx, source)
+    renames = dict(cfg.get("rename_values") or {})
+    wanted = [cfg.get(k) for k in ("label_column", "captions_column", "answers_column", "id_column")]
+    # the small columns, read row by row from the memory-mapped Arrow table when a record is used
+    meta = ds.select_columns(list(dict.fromkeys(c for c in [*wanted, *columns.values()] if c)))
+
+    def build(n: int) -> dict:
+        row = meta[n]
+        rec: dict = {"id": ids[n], "image": HFRef(ds, image_col, n)}
+        if cfg.get("label_column"):
+            rec["label"] = row[cfg["label_column"]]
+        if cfg.get("captions_column"):
+            caps = row[cfg["captions_column"]]
+            rec["captions"] = [caps] if isinstance(caps, str) else list(caps)
+        answers = row[cfg["answers_column"]] if cfg.get("answers_column") else None
+        if answers is not None and answers != []:
+            rec["answers"] = [answers] if isinstance(answers, str) else \
+                [a["answer"] if isinstance(a, dict) else str(a) for a in answers]
+        for field_name, column in columns.items():
+            rec[field_name] = row[column]
+        for field_name, mapping in renames.items():
             if isinstance(rec.get(field_name), str):
                 rec[field_name] = mapping.get(rec[field_name], rec[field_name])
-    if cfg.get("id_column"):  # the dataset's own id, as written into submission files
-        for rec, value in zip(records, ds[cfg["id_column"]]):
-            rec.setdefault("question_id", value)
+        if cfg.get("id_column"):  # the dataset's own id, as written into submission files
+            rec.setdefault("question_id", row[cfg["id_column"]])
+        return rec
+
+    records = LazyRecords(len(ds), build)
     fp = fingerprint(["hf", getattr(ds, "_fingerprint", source), split, sorted(cfg.items())])
     return DataSet(records, fp, f"HF dataset {source} split={split} ({len(records)} rows)",
                    class_names=class_names)
