@@ -15,7 +15,6 @@ those choices move FID as much as the generator does. Names (``load_extractor``)
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -23,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from mmbench.errors import MMBenchError
+from mmbench.files import sha256_file
 
 DEFAULT_EXTRACTOR = "mini-clip"
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -49,14 +49,6 @@ def default_inception_path() -> Path:
     import torch
 
     return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class FeatureExtractor:

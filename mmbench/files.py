@@ -7,6 +7,7 @@ shape its bytes cannot hold. Each case is an MMBenchError naming the file and th
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Iterator
@@ -109,3 +110,12 @@ def read_npy(path: Path | str, what: str) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise MMBenchError(f"{what} file {path} is not a readable .npy array ({exc}); save it with numpy.save") from None
+
+
+def sha256_file(path: Path | str) -> str:
+    """A file's SHA-256, read in 1 MiB blocks (never whole)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -118,6 +118,7 @@ def load_jsonl(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
     (mmbench.data.lazy): a manifest larger than memory is never held whole.
     """
     from mmbench.data.lazy import JsonlLines, LazyRecords
+    from mmbench.files import sha256_file
 
     path = resolve_path(_require(cfg, "path", ctx, "jsonl"), ctx, "JSONL manifest")
     if path.is_dir():
@@ -162,7 +163,7 @@ def load_jsonl(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
         raise DataError(f"task {ctx.task!r}: {exc}") from None
     if not len(lines):
         raise DataError(f"task {ctx.task!r}: manifest {path} has no records")
-    fp = fingerprint(["jsonl", _sha256_file(path), class_names, refs])
+    fp = fingerprint(["jsonl", sha256_file(path), class_names, refs])
 
     def build(i: int) -> dict:
         try:
@@ -172,15 +173,6 @@ def load_jsonl(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
 
     return DataSet(LazyRecords(len(lines), build), fp, f"jsonl {path} ({len(lines)} records)",
                    class_names=class_names or None)
-
-
-def _sha256_file(path: Path) -> str:
-    """The file's SHA-256, read in 1 MiB blocks (never whole)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_coco_captions(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
