@@ -172,8 +172,17 @@ class Dist:
         td.all_reduce(t, op=td.ReduceOp.MAX)
         return int(t.item())
 
-    def close(self) -> None:
+    def close(self, wait_for_peers: bool = False) -> None:
+        """Leave the process group while the interpreter is fully alive. After a completed run, a barrier first,
+        so that no rank tears its connections down while another still has a collective in flight (a suspect in
+        a rare abort of a worker at exit, "terminate called without an active exception"); after a failure,
+        no barrier: the other ranks may never reach it."""
         if self.initialized_here:
             import torch.distributed as td
 
+            if wait_for_peers:
+                try:
+                    td.barrier()
+                except Exception:  # noqa: BLE001 - a peer already gone: nothing left to wait for
+                    pass
             td.destroy_process_group()

@@ -200,10 +200,12 @@ class Runner:
                 run.write(run_dir / "results.json")
                 store.save_run(run, run_dir, self.options.tags)
 
+        completed = False
         try:
             for pair in pairs:
                 self.run_pair(pair, run_dir, cache, record)
             record(lambda r: setattr(r, "status", "complete"))
+            completed = True
         except BaseException:
             record(lambda r: setattr(r, "status", "interrupted"))
             raise
@@ -215,7 +217,7 @@ class Runner:
             for resource in self.shared.values():
                 getattr(resource, "close", lambda: None)()
             self.shared.clear()
-            dist.close()
+            dist.close(wait_for_peers=completed)  # a rank that failed must not wait for the others
         return run, run_dir
 
     def run_pair(self, pair: Pair, run_dir: Path | None, cache: Cache | None, record) -> None:
