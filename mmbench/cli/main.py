@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import sys
 from pathlib import Path
 
@@ -378,6 +379,8 @@ def cmd_mini_train(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if not faulthandler.is_enabled():  # a native crash (a model's kernel, a worker's teardown) shows where it was
+        faulthandler.enable()  # on file descriptor 2: run.log during a run, the terminal otherwise
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not argv:  # `mmbench run` runs the built-in suite; `mmbench` alone only says what there is
