@@ -234,6 +234,25 @@ def test_shipped_bridge_probe_reproduces_the_card_and_shows_where_blip2_loses_sh
         assert got["bridge output"]["shape"] > 0.9 and got["bridge output"]["cell"] < 0.35
 
 
+def test_blip2_two_stage_experiment_runs_and_keeps_the_stage1_qformer(tmp_path):
+    """The experiment behind mini-blip2's note (BLIP-2's stage 1, then the shipped stage 2): a few steps of it
+    write a loadable model and its numbers, on the shipped (frozen) vision tower."""
+    from safetensors.torch import load_file as load
+
+    from mmbench.mini.train import blip2_stages
+
+    out = tmp_path / "two-stage"
+    assert blip2_stages.main(["--out", str(out), "--quick"]) == 0
+    result = __import__("json").loads((out / "result.json").read_text())
+    assert result["stage1_steps"] == 3 and len(result["stage1_loss"]) == 3 and not result["stage2_trains_qformer"]
+    assert set(result["bridge_probe"]["bridge output"]) == {"shape", "colour", "cell"}
+    assert result["stage1_loss"][-1] < result["stage1_loss"][0]  # the contrastive loss goes down from the start
+    model = Blip2ForConditionalGeneration.from_pretrained(out)
+    shipped = load(SHIPPED / "mini-blip2" / "model.safetensors")
+    assert torch.equal(model.vision_model.embeddings.patch_embedding.weight.half(),
+                       shipped["vision_model.embeddings.patch_embedding.weight"])  # the shipped tower, frozen
+
+
 def test_bridge_probe_reads_what_the_features_hold():
     """A feature that is the one-hot class reads perfectly; noise reads at chance."""
     from mmbench.mini.train import bridge_probe
