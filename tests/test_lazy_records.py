@@ -131,3 +131,8 @@ def test_hf_records_are_built_from_the_arrow_table_when_used(tmp_path):
     assert second["answers"] == ["c"] and second["kind"] == "aug" and data.records[5]["answers"] == ["f"]
     assert "answers" not in data.records[2] and "answers" not in data.records[3]
     assert [r["id"] for r in data.records[1::2]] == ["11", "13", "15"]
+    # a dataset of images alone (e.g. a generator's reference images) has no other column to read
+    ds.select_columns(["image"]).save_to_disk(str(tmp_path / "only-images"))
+    images = load_hf({"path": "x", "local": "only-images"}, DataContext(task="t", data_dir=tmp_path))
+    assert [r["id"] for r in images.records] == [str(i) for i in range(6)] and isinstance(images.records[5]["image"],
+                                                                                       HFRef)

@@ -329,10 +329,11 @@ def load_hf(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
     renames = dict(cfg.get("rename_values") or {})
     wanted = [cfg.get(k) for k in ("label_column", "captions_column", "answers_column", "id_column")]
     # the small columns, read row by row from the memory-mapped Arrow table when a record is used
-    meta = ds.select_columns(list(dict.fromkeys(c for c in [*wanted, *columns.values()] if c)))
+    small = list(dict.fromkeys(c for c in [*wanted, *columns.values()] if c))
+    meta = ds.select_columns(small) if small else None  # an image-only dataset has no other column to read
 
     def build(n: int) -> dict:
-        row = meta[n]
+        row = meta[n] if meta is not None else {}
         rec: dict = {"id": ids[n], "image": HFRef(ds, image_col, n)}
         if cfg.get("label_column"):
             rec["label"] = row[cfg["label_column"]]
