@@ -5,9 +5,10 @@ A clip is 8 frames at 4 fps (2 s), 64x64, drawn with mini-shapes' colours, shape
 (mmbench/mini/shapes.py) over a grey background with a fixed per-clip noise texture. Three kinds of clip, one
 question each (``question_type``):
 
-- ``direction``: 1-3 objects (of distinct colours, as in every clip of moving objects) stand still, then (frames 5 to 7) each moves 16 px in a straight line (left, right,
-  up or down: the asked object's direction cycles through the four, the others' are uniform) from a start
-  uniform over [20, 44]^2: "which way does the red circle move?".
+- ``direction``: 1-3 objects (of distinct colours, as in every clip of moving objects) stand still, then
+  (frames 5 to 7) each moves 16 px in a straight line (left, right, up or down: the asked object's direction
+  cycles through the four, the others' are uniform) from a start uniform over [20, 44]^2: "which way does the
+  red circle move?".
 - ``crossing``: 1-3 objects starting near the vertical middle line (x in [22, 42], not 32); k of them (k uniform
   over 0..n) then move 16 px horizontally towards the line and so cross it, the others move away from it or
   vertically: "how many shapes cross the middle?" (the centre is left of x = 32 in the first frame and right of

@@ -232,14 +232,7 @@ def encoder(processor: Blip2Processor) -> vlm.Encoder:
     def render_ids(prompt: str) -> list[int]:
         return queries + tok(blip2_prompt(prompt))["input_ids"]
 
-    cache = vlm.PromptCache(render_ids, tok)
-
-    def encode(examples: list[vlm.Example], pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        batch = vlm.text_batch(examples, cache, tok.pad_token_id)
-        batch["pixel_values"] = pixels
-        return batch
-
-    return encode
+    return vlm.prompt_encoder(render_ids, tok)
 
 
 # --- the card -------------------------------------------------------------------------------------------------

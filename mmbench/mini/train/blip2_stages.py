@@ -85,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a few steps and a tiny evaluation (smoke test)")
     args = p.parse_args(argv)
+    missing = [m for m in ("mini-clip", "mini-lm", "mini-blip2") if not (args.models / m / "config.json").is_file()]
+    if missing:
+        p.error(f"--models {args.models} lacks {', '.join(missing)}: pass the folder of the mini zoo "
+                f"(default: the shipped one)")
     from mmbench.mini.train import driver  # the shipped recipe (imported here: it imports every model family)
 
     recipe = driver.QUICK if args.quick else driver.FULL
@@ -102,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     common.seed_everything(args.seed)
     model, processor = blip2.build(clip, lm, blip2.build_tokenizer(words), tower, recipe.blip2)
     torch.set_num_threads(common.THREADS)
-    texts = text_embeddings(clip, CLIPProcessor.from_pretrained(args.models / "mini-clip"), [s.captions[0] for s in pool])
+    clip_processor = CLIPProcessor.from_pretrained(args.models / "mini-clip")
+    texts = text_embeddings(clip, clip_processor, [s.captions[0] for s in pool])
     losses = pretrain_qformer(model, pixels, texts, args.seed, stage1_steps)
     after_stage1 = bridge_probe.measure(model)
     if not args.train_qformer:

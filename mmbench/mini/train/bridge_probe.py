@@ -83,7 +83,8 @@ def measure(model: Any) -> dict[str, dict[str, float]]:
     return {"vision features": linear_probe(vision, labels), "bridge output": linear_probe(bridged, labels)}
 
 
-DESCRIPTION = (f"linear probes (ridge classifiers, penalty {RIDGE:g} on standardised features, fit on {N_FIT} of mini-shapes {SPLIT}'s single objects, "
+DESCRIPTION = (f"linear probes (ridge classifiers, penalty {RIDGE:g} on standardised features, fit on {N_FIT} "
+               f"of mini-shapes {SPLIT}'s single objects, "
                f"accuracy on the other 200; chance: shape 0.2, colour 0.167, grid cell 0.111) of the vision "
                f"features the bridge reads and of the tokens it gives the language model "
                f"(mmbench.mini.train.bridge_probe)")

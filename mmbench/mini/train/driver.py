@@ -11,6 +11,7 @@ import argparse
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import transformers
@@ -240,14 +241,15 @@ _BRIDGE_NOTES = [
 
 def _train_bridge(folder: Path, name: str, clip: CLIPModel, lm: LlamaForCausalLM, words: list[str],
                   pool: list[shapes.Scene], examples: list[vlm.Example], seed: int, recipe: ZooRecipe) -> dict:
+    """Train one bridge on the shared examples, save it, score it and write its card."""
     blind = name == "mini-llava-blind"
-    tokenizer = tok_lib.build_tokenizer(words)
     pixels = vlm.pool_pixels(pool, blind=blind, seed=seed)
+    distill = None
     if name == "mini-blip2":  # its vision tower must first learn mini-clip's features (blip2.py)
         tower, distill = blip2_train.distill_tower(clip, pixels, recipe.blip2, seed)
     common.seed_everything(seed)
     if name == "mini-flamingo":
-        model, processor = flamingo_train.build(clip, lm, tokenizer, recipe.flamingo)
+        model, processor = flamingo_train.build(clip, lm, tok_lib.build_tokenizer(words), recipe.flamingo)
         encode, cls = flamingo_train.encoder(processor), IdeficsForVisionText2Text
         bridge = [*model.model.perceiver_resampler.parameters(), *model.model.gated_cross_attn_layers.parameters()]
     elif name == "mini-blip2":
@@ -255,7 +257,7 @@ def _train_bridge(folder: Path, name: str, clip: CLIPModel, lm: LlamaForCausalLM
         encode, cls = blip2_train.encoder(processor), Blip2ForConditionalGeneration
         bridge = blip2_train.bridge_parameters(model)
     else:
-        model, processor = llava_train.build(clip, lm, tokenizer)
+        model, processor = llava_train.build(clip, lm, tok_lib.build_tokenizer(words))
         encode, cls = llava_train.encoder(processor, llava_train.n_image_tokens(clip)), LlavaForConditionalGeneration
         bridge = list(model.model.multi_modal_projector.parameters())
     counts = common.param_counts(model)
@@ -263,66 +265,80 @@ def _train_bridge(folder: Path, name: str, clip: CLIPModel, lm: LlamaForCausalLM
     common.save_compact(model, processor, folder)
     model = cls.from_pretrained(folder, dtype=torch.float32)
     processor = AutoProcessor.from_pretrained(folder)
-    vqa = evaluate.vqa_scores(model, processor, n=recipe.eval_n)
-    cap = evaluate.caption_scores(model, processor, n=recipe.eval_n)
-    pope = evaluate.pope_scores(model, processor)
-    mc = evaluate.mc_scores(model, processor)
-    subset = {"vqa_accuracy": evaluate.vqa_scores(model, processor, n=recipe.subset_n)["vqa_accuracy"],
-              "cider": evaluate.caption_scores(model, processor, n=recipe.subset_n)["cider"]}
+    about = _bridge_description(name, model, recipe, distill)
+    about["parts"]["language model"] = counts["total"] - sum(about["parts"].values())
     b = recipe.bridge
-    notes = [n.replace("{scale:g}", f"{b.bridge_lr_scale:g}") for n in _BRIDGE_NOTES]
-    usage = _CHAT_USAGE
-    if name == "mini-blip2":
-        extra = blip2_train.card_parts(model, recipe.blip2, distill, b.bridge_lr_scale)
-        arch, parts, summary, usage = extra["architecture"], extra["parts"], extra["summary"], extra["usage"]
-        notes = extra["notes"] + notes[-2:]  # + the scores and the training examples, as the other bridges
-    elif name == "mini-flamingo":
-        f = recipe.flamingo
-        arch = {"vision": "mini-clip's vision tower without its last layer (weights copied into Idefics's vision "
-                          "encoder), frozen; all 65 tokens",
-                "bridge": f"perceiver resampler ({f.n_latents} latents, depth {f.resampler_depth}) + gated "
-                          f"cross-attention before every {f.cross_layer_interval}nd decoder layer",
-                "language model": "mini-lm's weights in Idefics's LLaMA-style decoder"}
-        parts = {"vision (frozen)": _count(model.model.vision_model),
-                 "bridge: perceiver": _count(model.model.perceiver_resampler),
-                 "bridge: gated cross-attention": _count(model.model.gated_cross_attn_layers)}
-        summary = ("Flamingo-style VLM (IdeficsForVisionText2Text): frozen mini-clip vision features through a "
-                   "perceiver resampler and gated cross-attention into mini-lm.")
-    else:
-        arch = {"vision": "mini-clip's vision tower, frozen; all 65 tokens of the penultimate layer ('full', "
-                          "vision_feature_layer=-2)",
-                "bridge": "2-layer MLP projector (GELU)", "language model": "mini-lm (LlamaForCausalLM weights)"}
-        parts = {"vision (frozen)": _count(model.model.vision_tower),
-                 "bridge: projector": _count(model.model.multi_modal_projector)}
-        summary = ("LLaVA-style VLM: frozen mini-clip vision tower + MLP projector into mini-lm.")
-        if blind:
-            summary = ("mini-llava's recipe trained with every training image replaced by uniform noise: a VLM "
-                       "that has collapsed to text-only behaviour (answers from the question alone), for the "
-                       "modality-collapse probes to catch.")
-    parts["language model"] = counts["total"] - sum(parts.values())
     card = {
-        "name": name, "class": cls.__name__, "processor": type(processor).__name__, "summary": summary,
-        "architecture": arch, "parameters": {**counts, **parts},
+        "name": name, "class": cls.__name__, "processor": type(processor).__name__, "summary": about["summary"],
+        "architecture": about["architecture"], "parameters": {**counts, **about["parts"]},
         "training": _training(log, seed, f"{len(pool)} training scenes -> {len(examples)} examples "
                                          f"({b.captions_per_scene} caption references + every question per "
                                          f"scene); {b.steps * b.batch_size} examples seen"
                                          + ("; images replaced by uniform noise" if blind else ""),
                               ("mini-clip distilled into BLIP-2's vision tower (see notes)" if name == "mini-blip2"
                                else "mini-clip") + " + mini-lm as shipped; bridge random", "vision encoder"),
-        "scores": {"vqa_accuracy": vqa["vqa_accuracy"], "cider": cap["cider"], "pope_f1": pope["pope_f1"],
-                   "mc_accuracy": mc["mc_accuracy"], "vqa_per_question_type": vqa["per_question_type"],
-                   "pope_f1_per_category": pope["pope_f1_per_category"], "pope_yes_ratio": pope["pope_yes_ratio"],
-                   "mc_accuracy_first_pass": mc["mc_accuracy_first_pass"]},
-        "subset": {"n": recipe.subset_n, "scores": subset},
-        "examples": vqa["examples"][:3] + cap["examples"][:3],
-        "notes": notes,
-        "usage": [u.replace("{cls}", cls.__name__) for u in usage],
+        **_bridge_scores(model, processor, recipe),
+        "notes": about["notes"],
+        "usage": [u.replace("{cls}", cls.__name__) for u in about["usage"]],
         "versions": _versions(),
+        "bridge_probe": {"description": bridge_probe.DESCRIPTION, **bridge_probe.measure(model)},
     }
-    card["bridge_probe"] = {"description": bridge_probe.DESCRIPTION, **bridge_probe.measure(model)}
-    if name == "mini-blip2":
+    if distill is not None:
         card["vision_distillation"] = distill
     return _finish(folder, card)
+
+
+def _bridge_scores(model: Any, processor: Any, recipe: ZooRecipe) -> dict:
+    """The card's scores, the subset the tests repeat and a few example outputs."""
+    vqa = evaluate.vqa_scores(model, processor, n=recipe.eval_n)
+    cap = evaluate.caption_scores(model, processor, n=recipe.eval_n)
+    pope = evaluate.pope_scores(model, processor)
+    mc = evaluate.mc_scores(model, processor)
+    subset = {"vqa_accuracy": evaluate.vqa_scores(model, processor, n=recipe.subset_n)["vqa_accuracy"],
+              "cider": evaluate.caption_scores(model, processor, n=recipe.subset_n)["cider"]}
+    return {"scores": {"vqa_accuracy": vqa["vqa_accuracy"], "cider": cap["cider"], "pope_f1": pope["pope_f1"],
+                       "mc_accuracy": mc["mc_accuracy"], "vqa_per_question_type": vqa["per_question_type"],
+                       "pope_f1_per_category": pope["pope_f1_per_category"],
+                       "pope_yes_ratio": pope["pope_yes_ratio"],
+                       "mc_accuracy_first_pass": mc["mc_accuracy_first_pass"]},
+            "subset": {"n": recipe.subset_n, "scores": subset},
+            "examples": vqa["examples"][:3] + cap["examples"][:3]}
+
+
+def _bridge_description(name: str, model: Any, recipe: ZooRecipe, distill: dict | None) -> dict:
+    """The card's architecture, parameter counts by part (the language model's added by the caller), summary,
+    notes and usage for one bridge."""
+    notes = [n.replace("{scale:g}", f"{recipe.bridge.bridge_lr_scale:g}") for n in _BRIDGE_NOTES]
+    if name == "mini-blip2":
+        extra = blip2_train.card_parts(model, recipe.blip2, distill, recipe.bridge.bridge_lr_scale)
+        # its own notes + the scores and the training examples, as the other bridges
+        return {**extra, "notes": extra["notes"] + notes[-2:]}
+    if name == "mini-flamingo":
+        f = recipe.flamingo
+        return {"architecture": {
+                    "vision": "mini-clip's vision tower without its last layer (weights copied into Idefics's vision "
+                              "encoder), frozen; all 65 tokens",
+                    "bridge": f"perceiver resampler ({f.n_latents} latents, depth {f.resampler_depth}) + gated "
+                              f"cross-attention before every {f.cross_layer_interval}nd decoder layer",
+                    "language model": "mini-lm's weights in Idefics's LLaMA-style decoder"},
+                "parts": {"vision (frozen)": _count(model.model.vision_model),
+                          "bridge: perceiver": _count(model.model.perceiver_resampler),
+                          "bridge: gated cross-attention": _count(model.model.gated_cross_attn_layers)},
+                "summary": "Flamingo-style VLM (IdeficsForVisionText2Text): frozen mini-clip vision features "
+                           "through a perceiver resampler and gated cross-attention into mini-lm.",
+                "notes": notes, "usage": _CHAT_USAGE}
+    summary = "LLaVA-style VLM: frozen mini-clip vision tower + MLP projector into mini-lm."
+    if name == "mini-llava-blind":
+        summary = ("mini-llava's recipe trained with every training image replaced by uniform noise: a VLM that has "
+                   "collapsed to text-only behaviour (answers from the question alone), for the modality-collapse "
+                   "probes to catch.")
+    return {"architecture": {"vision": "mini-clip's vision tower, frozen; all 65 tokens of the penultimate layer "
+                                       "('full', vision_feature_layer=-2)",
+                             "bridge": "2-layer MLP projector (GELU)",
+                             "language model": "mini-lm (LlamaForCausalLM weights)"},
+            "parts": {"vision (frozen)": _count(model.model.vision_tower),
+                      "bridge: projector": _count(model.model.multi_modal_projector)},
+            "summary": summary, "notes": notes, "usage": _CHAT_USAGE}
 
 
 _CHAT_USAGE = ["from transformers import AutoProcessor, {cls}", "model = {cls}.from_pretrained(folder)",

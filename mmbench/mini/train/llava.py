@@ -3,7 +3,6 @@ projector + mini-lm, trained on image-prompt-reply examples rendered with the pr
 
 from __future__ import annotations
 
-import torch
 from transformers import (CLIPModel, LlamaForCausalLM, LlavaConfig, LlavaForConditionalGeneration,
                           LlavaProcessor, PreTrainedTokenizerFast)
 
@@ -13,9 +12,10 @@ from mmbench.mini.train import tokenizer as tok_lib
 from mmbench.mini.train import vlm
 
 
-def n_image_tokens(clip: CLIPModel) -> int:
-    """All vision tokens of a layer: the patches and the CLS token ("full" strategy)."""
-    v = clip.config.vision_config
+def n_image_tokens(model: CLIPModel | LlavaForConditionalGeneration) -> int:
+    """All vision tokens of a layer: the patches and the CLS token ("full" strategy); of mini-clip or of a LLaVA
+    built on it."""
+    v = model.config.vision_config
     return (v.image_size // v.patch_size) ** 2 + 1
 
 
@@ -43,21 +43,15 @@ def build(clip: CLIPModel, lm: LlamaForCausalLM,
     return model, processor
 
 
-def encoder(processor: LlavaProcessor, n_tokens: int) -> vlm.Encoder:
-    """Training batches exactly as ``processor(images, text=render(prompt))`` builds them, plus the reply."""
+def encoder(processor: LlavaProcessor, n_tokens: int, n_images: int = 1) -> vlm.Encoder:
+    """Training batches exactly as ``processor(images, text=render(prompt))`` builds them, plus the reply
+    (``n_images`` images per prompt: a clip's frames)."""
     tok = processor.tokenizer
     image = processor.image_token
 
     def render_ids(prompt: str) -> list[int]:
-        # LlavaProcessor expands the single <image> into one placeholder per vision token.
-        text = vlm.render(processor, prompt).replace(image, image * n_tokens)
+        # LlavaProcessor expands each <image> into one placeholder per vision token.
+        text = vlm.render(processor, prompt, n_images).replace(image, image * n_tokens)
         return tok(text, add_special_tokens=False)["input_ids"]
 
-    cache = vlm.PromptCache(render_ids, tok)
-
-    def encode(examples: list[vlm.Example], pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        batch = vlm.text_batch(examples, cache, tok.pad_token_id)
-        batch["pixel_values"] = pixels
-        return batch
-
-    return encode
+    return vlm.prompt_encoder(render_ids, tok)

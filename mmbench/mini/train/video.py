@@ -39,6 +39,8 @@ from transformers import AutoProcessor, LlavaForConditionalGeneration, LlavaProc
 from mmbench.errors import MMBenchError
 from mmbench.mini import motion, prompts, shapes
 from mmbench.mini.train import cards, common, vlm
+from mmbench.mini.train import llava as llava_train
+from mmbench.mini.train.llava import n_image_tokens
 from mmbench.mini.train import tokenizer as tok_lib
 
 NAME = "mini-video"
@@ -116,48 +118,22 @@ def build(base: Path, seed: int, recipe: VideoRecipe) -> tuple[LlavaForCondition
     return model, processor
 
 
-def n_image_tokens(model: LlavaForConditionalGeneration) -> int:
-    v = model.config.vision_config
-    return (v.image_size // v.patch_size) ** 2 + 1
-
-
-def user_message(prompt: str, n_images: int) -> list[dict]:
-    """The conversation the hf-vlm adapter sends for a video item sent as frames: the frames, then the prompt."""
-    return [{"role": "user", "content": [{"type": "image"} for _ in range(n_images)] + [{"type": "text",
-                                                                                         "text": prompt}]}]
-
-
-def render(processor, prompt: str, n_images: int) -> str:
-    return processor.apply_chat_template(user_message(prompt, n_images), add_generation_prompt=True, tokenize=False,
-                                         chat_template=vlm.chat_template_of(processor))
-
-
 class Encoder:
-    """Training batches exactly as ``processor(images=frames, text=render(prompt))`` builds them, plus the reply
-    (cached per distinct prompt and frame count)."""
+    """Training batches exactly as ``processor(images=frames, text=render(prompt))`` builds them, plus the reply:
+    mini-llava's encoder for each frame count (one count per batch)."""
 
     def __init__(self, processor, n_tokens: int) -> None:
-        self.processor, self.tok, self.n_tokens = processor, processor.tokenizer, n_tokens
-        self._ids: dict[tuple[str, int], list[int]] = {}
-
-    def prompt_ids(self, prompt: str, n_images: int) -> list[int]:
-        key = (prompt, n_images)
-        if key not in self._ids:
-            image = self.processor.image_token
-            text = render(self.processor, prompt, n_images).replace(image, image * self.n_tokens)
-            self._ids[key] = self.tok(text, add_special_tokens=False)["input_ids"]
-        return self._ids[key]
+        self.processor, self.n_tokens = processor, n_tokens
+        self._by_count: dict[int, vlm.Encoder] = {}
 
     def __call__(self, examples: Sequence[Example], pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        seqs, labels = [], []
-        for ex in examples:
-            p = self.prompt_ids(ex.prompt, max(1, len(ex.frames)))
-            t = self.tok(ex.target, add_special_tokens=False)["input_ids"] + [self.tok.eos_token_id]
-            seqs.append(p + t)
-            labels.append([-100] * len(p) + t)
-        batch = vlm.pad_right(seqs, labels, self.tok.pad_token_id)
-        batch["pixel_values"] = pixels
-        return batch
+        counts = {max(1, len(ex.frames)) for ex in examples}  # an image example counts as one frame
+        if len(counts) != 1:
+            raise ValueError(f"one frame count per batch, got {sorted(counts)}")
+        n = counts.pop()
+        if n not in self._by_count:
+            self._by_count[n] = llava_train.encoder(self.processor, self.n_tokens, n)
+        return self._by_count[n](list(examples), pixels)
 
 
 # ------------------------------------------------------------------------------------------------- the data
@@ -243,22 +219,6 @@ def train(model: LlavaForConditionalGeneration, processor, recipe: VideoRecipe, 
 
 # ---------------------------------------------------------------------------------------------- evaluation
 
-@torch.no_grad()
-def answer(model, processor, frame_lists: Sequence[Sequence], questions: Sequence[str],
-           batch_size: int = 16, max_new_tokens: int = 8) -> list[str]:
-    """Greedy replies as the hf-llava preset produces them (chat template with one image per frame, left
-    padding, new tokens decoded without special tokens); for development checks (the card uses the runner)."""
-    processor.tokenizer.padding_side = "left"
-    out: list[str] = []
-    for i in range(0, len(questions), batch_size):
-        frames = [list(f) for f in frame_lists[i:i + batch_size]]
-        texts = [render(processor, prompts.vqa_prompt(q), len(f)) for q, f in zip(questions[i:i + batch_size], frames)]
-        inputs = processor(images=frames, text=texts, return_tensors="pt", padding=True)
-        ids = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        out += processor.batch_decode(ids[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-    return [o.strip() for o in out]
-
-
 def baselines(split: str = "test", n: int | None = None) -> dict:
     """What needs no model: the majority-answer baseline (one answer for every question, and the best answer per
     question type) and the exact single-frame ceilings from the generator (shown only the first frame)."""
@@ -321,12 +281,62 @@ def probe_summary(values: dict) -> dict:
         "best_ablation": rel.get("best_ablation")}
 
 
+def card_scores(scores: dict, base: dict) -> dict:
+    """The card's scores: mini-motion with 4 frames and with one, beside the single-frame baselines, and the
+    temporal probe of each."""
+    four, one = scores.get("mini-motion", {}), scores.get("mini-motion-1frame", {})
+    probe, probe_one = scores.get("probe:mini-motion", {}), scores.get("probe:mini-motion-1frame", {})
+    return {"exact_match": four.get("exact_match"), "exact_match_1frame": one.get("exact_match"),
+            "majority_accuracy": base["majority_accuracy"],
+            "majority_per_type_accuracy": base["majority_per_type_accuracy"],
+            "first_frame_ceiling_accuracy": base["first_frame_ceiling_accuracy"],
+            "temporal_verdict": probe_summary(probe)["verdict"],
+            "temporal_verdict_1frame": probe_summary(probe_one)["verdict"],
+            "exact_match_per_question_type": {t: four.get(f"exact_match[question_type={t}]")
+                                              for t in motion.QUESTION_TYPES},
+            "exact_match_1frame_per_question_type": {t: one.get(f"exact_match[question_type={t}]")
+                                                     for t in motion.QUESTION_TYPES},
+            "majority_per_type": base["majority_per_type"], "first_frame_ceiling": base["first_frame_ceiling"],
+            "probe": probe_summary(probe), "probe_1frame": probe_summary(probe_one)}
+
+
+CARD_NOTES = [
+    "Scores from the runner (mmbench run, run seed 0) on the saved float16 weights: mini-motion (240 test "
+    "clips, 4 frames), mini-motion-1frame (the same clips, ONE frame: the first), the temporal probe of "
+    "each (frames shuffled with a seeded derangement, reversed, or the middle frame repeated; verdict from "
+    "the 95% paired-bootstrap CI of relative reliance: uses-time >= 0.25, static < 0.10).",
+    "Single-frame baselines: the majority answer for every question; the best answer per question type "
+    "(the question names its type); and the exact ceiling of any model shown only the first frame (the "
+    "frame mini-motion-1frame sends): direction 1/4 (the start is independent of the direction), "
+    "crossing E[1/(n+1)] (only the number of objects is visible), appear 1/5 (the first frame is empty).",
+    "The one-frame model is these very weights given one frame: training includes single-frame examples, "
+    "so its answer is its best single-frame guess, not an out-of-distribution input.",
+    "Why 4 frames: 8 x 65 vision tokens would need 545 positions (the fine-tuning cost grows with it); 4 "
+    "uniform frames (0, 2, 5, 7) show every event mini-motion asks about (appear clips: nothing, the first "
+    "object, then both). LLaVA has no per-frame pooling, so each frame keeps its 65 tokens.",
+    "Frames are decoded from lossless H.264 files (libx264rgb, qp 0): bit-identical to the rendered frames "
+    "the model was trained on, whatever the encoder build.",
+    "retrain: python -m mmbench.mini.train.video --out mmbench/mini/models/mini-video (starts from the "
+    "shipped mini-llava; --quick: a few steps)",
+]
+CARD_USAGE = ["mmbench run --model mini-video --tasks mini-motion",
+              "mmbench run --suite video",
+              "from transformers import AutoProcessor, LlavaForConditionalGeneration",
+              "model = LlavaForConditionalGeneration.from_pretrained(folder)",
+              "processor = AutoProcessor.from_pretrained(folder); processor.tokenizer.padding_side = 'left'",
+              "msgs = [{'role': 'user', 'content': [{'type': 'image'}] * len(frames) + "
+              "[{'type': 'text', 'text': prompt}]}]",
+              "text = processor.apply_chat_template(msgs, add_generation_prompt=True)",
+              "inputs = processor(images=[frames], text=[text], return_tensors='pt', padding=True)",
+              "reply = processor.batch_decode(model.generate(**inputs, max_new_tokens=8, do_sample=False)"
+              "[:, inputs['input_ids'].shape[1]:], skip_special_tokens=True)"]
+
+
 def make_card(folder: Path, recipe: VideoRecipe, seed: int, log: common.TrainLog, counts: dict, scores: dict,
               subset: dict, base: dict, threads: int = common.THREADS) -> dict:
+    """mini-video's card: its architecture, training, the runner's scores beside the single-frame baselines."""
     r = recipe
-    motion_scores, one = scores.get("mini-motion", {}), scores.get("mini-motion-1frame", {})
-    by_type = {t: motion_scores.get(f"exact_match[question_type={t}]") for t in motion.QUESTION_TYPES}
-    by_type_one = {t: one.get(f"exact_match[question_type={t}]") for t in motion.QUESTION_TYPES}
+    new_words = motion_words(tok_lib.vlm_vocabulary(tok_lib.vocabulary()))
     card = {
         "name": NAME, "class": "LlavaForConditionalGeneration", "processor": "LlavaProcessor",
         "summary": "A LLaVA over frame sequences: mini-llava fine-tuned on mini-motion clips, reading a video as "
@@ -339,7 +349,7 @@ def make_card(folder: Path, recipe: VideoRecipe, seed: int, log: common.TrainLog
                                            f"{r.max_positions} positions (no learned positions to extend)",
                          "video input": f"{r.frames} frames as {r.frames} <image> entries of the chat template: "
                                         f"{r.frames} x 65 vision tokens + the question (~285 positions)",
-                         "vocabulary": f"mini-llava's + {len(motion_words(tok_lib.vlm_vocabulary(tok_lib.vocabulary())))}"
+                         "vocabulary": f"mini-llava's + {len(new_words)}"
                                        " words of mini-motion's questions (appended; new rows drawn from the "
                                        "existing ones)"},
         "parameters": counts,
@@ -350,53 +360,11 @@ def make_card(folder: Path, recipe: VideoRecipe, seed: int, log: common.TrainLog
                              f"of those frames and {r.image_batch} mini-shapes image examples of "
                              f"{r.pool_scenes} scenes (mini-llava's training examples); loss on the reply only",
                      "init": "mini-llava as shipped", "frozen": "vision encoder"},
-        "scores": {"exact_match": motion_scores.get("exact_match"),
-                   "exact_match_1frame": one.get("exact_match"),
-                   "majority_accuracy": base["majority_accuracy"],
-                   "majority_per_type_accuracy": base["majority_per_type_accuracy"],
-                   "first_frame_ceiling_accuracy": base["first_frame_ceiling_accuracy"],
-                   "temporal_verdict": scores.get("probe:mini-motion", {}).get("extra", {}).get(
-                       "relative_temporal_reliance", {}).get("verdict"),
-                   "temporal_verdict_1frame": scores.get("probe:mini-motion-1frame", {}).get("extra", {}).get(
-                       "relative_temporal_reliance", {}).get("verdict"),
-                   "exact_match_per_question_type": by_type,
-                   "exact_match_1frame_per_question_type": by_type_one,
-                   "majority_per_type": base["majority_per_type"],
-                   "first_frame_ceiling": base["first_frame_ceiling"],
-                   "probe": probe_summary(scores.get("probe:mini-motion", {})),
-                   "probe_1frame": probe_summary(scores.get("probe:mini-motion-1frame", {}))},
+        "scores": card_scores(scores, base),
         "subset": subset or {"n": r.subset_n},
         "recipe": asdict(r),
-        "notes": [
-            "Scores from the runner (mmbench run, run seed 0) on the saved float16 weights: mini-motion (240 test "
-            "clips, 4 frames), mini-motion-1frame (the same clips, ONE frame: the first), the temporal probe of "
-            "each (frames shuffled with a seeded derangement, reversed, or the middle frame repeated; verdict from "
-            "the 95% paired-bootstrap CI of relative reliance: uses-time >= 0.25, static < 0.10).",
-            "Single-frame baselines: the majority answer for every question; the best answer per question type "
-            "(the question names its type); and the exact ceiling of any model shown only the first frame (the "
-            "frame mini-motion-1frame sends): direction 1/4 (the start is independent of the direction), "
-            "crossing E[1/(n+1)] (only the number of objects is visible), appear 1/5 (the first frame is empty).",
-            "The one-frame model is these very weights given one frame: training includes single-frame examples, "
-            "so its answer is its best single-frame guess, not an out-of-distribution input.",
-            "Why 4 frames: 8 x 65 vision tokens would need 545 positions (the fine-tuning cost grows with it); 4 "
-            "uniform frames (0, 2, 5, 7) show every event mini-motion asks about (appear clips: nothing, the first "
-            "object, then both). LLaVA has no per-frame pooling, so each frame keeps its 65 tokens.",
-            "Frames are decoded from lossless H.264 files (libx264rgb, qp 0): bit-identical to the rendered frames "
-            "the model was trained on, whatever the encoder build.",
-            "retrain: python -m mmbench.mini.train.video --out mmbench/mini/models/mini-video (starts from the "
-            "shipped mini-llava; --quick: a few steps)",
-        ],
-        "usage": ["mmbench run --model mini-video --tasks mini-motion",
-                  "mmbench run --suite video",
-                  "from transformers import AutoProcessor, LlavaForConditionalGeneration",
-                  "model = LlavaForConditionalGeneration.from_pretrained(folder)",
-                  "processor = AutoProcessor.from_pretrained(folder); processor.tokenizer.padding_side = 'left'",
-                  "msgs = [{'role': 'user', 'content': [{'type': 'image'}] * len(frames) + "
-                  "[{'type': 'text', 'text': prompt}]}]",
-                  "text = processor.apply_chat_template(msgs, add_generation_prompt=True)",
-                  "inputs = processor(images=[frames], text=[text], return_tensors='pt', padding=True)",
-                  "reply = processor.batch_decode(model.generate(**inputs, max_new_tokens=8, do_sample=False)"
-                  "[:, inputs['input_ids'].shape[1]:], skip_special_tokens=True)"],
+        "notes": CARD_NOTES,
+        "usage": CARD_USAGE,
         "versions": _versions(),
     }
     card["bytes"] = common.folder_bytes(folder)

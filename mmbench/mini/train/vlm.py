@@ -80,9 +80,10 @@ def normalise(u8: np.ndarray) -> torch.Tensor:
     return (x - torch.tensor(common.IMAGE_MEAN).view(1, 3, 1, 1)) / torch.tensor(common.IMAGE_STD).view(1, 3, 1, 1)
 
 
-def user_message(prompt: str) -> list[dict]:
-    """The one-turn conversation the harness sends: an image, then the prompt."""
-    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+def user_message(prompt: str, n_images: int = 1) -> list[dict]:
+    """The one-turn conversation the harness sends: the image (a video's frames: one per frame), then the
+    prompt."""
+    return [{"role": "user", "content": [{"type": "image"}] * n_images + [{"type": "text", "text": prompt}]}]
 
 
 def chat_template_of(processor) -> str:
@@ -90,10 +91,10 @@ def chat_template_of(processor) -> str:
     return processor.chat_template or processor.tokenizer.chat_template
 
 
-def render(processor, prompt: str) -> str:
+def render(processor, prompt: str, n_images: int = 1) -> str:
     """What ``apply_chat_template`` renders for one user prompt, with the generation prompt."""
-    return processor.apply_chat_template(user_message(prompt), add_generation_prompt=True, tokenize=False,
-                                         chat_template=chat_template_of(processor))
+    return processor.apply_chat_template(user_message(prompt, n_images), add_generation_prompt=True,
+                                         tokenize=False, chat_template=chat_template_of(processor))
 
 
 def pad_right(seqs: list[list[int]], labels: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -133,6 +134,19 @@ def text_batch(examples: list[Example], cache: PromptCache, pad_id: int) -> dict
 
 
 Encoder = Callable[[list[Example], torch.Tensor], dict[str, torch.Tensor]]
+
+
+def prompt_encoder(render_ids: Callable[[str], list[int]], tokenizer) -> Encoder:
+    """An encoder whose batches are the rendered prompts' ids (cached) + the replies, right-padded, with the
+    images as ``pixel_values`` (LLaVA, BLIP-2, and a LLaVA reading frames)."""
+    cache = PromptCache(render_ids, tokenizer)
+
+    def encode(examples: list[Example], pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        batch = text_batch(examples, cache, tokenizer.pad_token_id)
+        batch["pixel_values"] = pixels
+        return batch
+
+    return encode
 
 
 def train_bridge(model: torch.nn.Module, encode: Encoder, examples: list[Example], pixels: np.ndarray,
