@@ -94,6 +94,7 @@ def decode(data: bytes) -> Any:
 
 SETUP_PREFIX = "__setup__/"  # item ids of memo() values (task-wide, not items)
 _COLUMNS = "model_fp, task_fp, item_id, value, seconds, created"
+LOOKUP_CHUNK = 500  # ids per lookup query (well under SQLite's 999-variable limit of older builds)
 # The layout of a cache file (PRAGMA user_version); version 0 files (before versioning) have the same table.
 CACHE_VERSION = 1
 
@@ -225,12 +226,18 @@ class Cache:
                                  ).fetchone() is not None
 
     def get_many(self, model_fp: str, task_fp: str, ids: Iterable[str]) -> dict[str, tuple[Any, float]]:
-        """{item_id: (value, seconds)} for the ids that are cached."""
-        wanted = set(ids)
+        """{item_id: (value, seconds)} for the ids that are cached: looked up by key, LOOKUP_CHUNK ids per query,
+        so a batch's few ids cost a few index probes, not a scan of the task's rows."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, tuple[Any, float]] = {}
         try:
-            rows = self.conn.execute("SELECT item_id, value, seconds FROM outputs WHERE model_fp=? AND task_fp=?",
-                                     (model_fp, task_fp)).fetchall()
-            return {i: (decode(v), s) for i, v, s in rows if i in wanted}
+            for start in range(0, len(wanted), LOOKUP_CHUNK):
+                chunk = wanted[start:start + LOOKUP_CHUNK]
+                rows = self.conn.execute(
+                    f"SELECT item_id, value, seconds FROM outputs WHERE model_fp=? AND task_fp=? AND item_id IN "
+                    f"({','.join('?' * len(chunk))})", (model_fp, task_fp, *chunk)).fetchall()
+                found.update((i, (decode(v), s)) for i, v, s in rows)
+            return found
         except sqlite3.Error as exc:
             raise unreadable(self.path, exc) from None
         except (struct.error, ValueError, TypeError, KeyError) as exc:  # a value that is not ours

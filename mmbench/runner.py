@@ -267,7 +267,8 @@ class Runner:
         dist = self.dist
         seed_everything(self.options.seed)
         keys = CacheKeys(adapter, task)
-        run = RunContext(memo=self.memo(cache, keys), resources=self.shared, models=self.task_models(task))
+        run = RunContext(memo=self.memo(cache, keys), resources=self.shared, models=self.task_models(task),
+                         outputs_of=self.outputs_of(cache, keys))
         sizer = self.batch_sizer(adapter, task)
         start = time.perf_counter()
         with MemoryMonitor.for_model(adapter) as mem:
@@ -326,6 +327,16 @@ class Runner:
                 store[key] = compute()
             return store[key]
         return memo
+
+    @staticmethod
+    def outputs_of(cache: Cache | None, keys: "CacheKeys"):
+        """``outputs_of(task_fp, ids)``: the outputs this process's cache holds for the same model under another
+        task's fingerprint (nothing without a cache)."""
+        def outputs_of(task_fp: str, ids: list[str]) -> dict[str, Any]:
+            if cache is None:
+                return {}
+            return {i: out for i, (out, _) in cache.get_many(keys.model, task_fp, ids).items()}
+        return outputs_of
 
     def task_models(self, task: Task) -> dict[str, Any]:
         """The extra models a task needs (``Task.needs``: feature extractors, CLIP-score models), loaded once per

@@ -92,6 +92,21 @@ def test_cache_put_get_memo(tmp_path):
     cache.close()
 
 
+def test_cache_lookups_by_key_span_several_queries(tmp_path, monkeypatch):
+    """get_many asks for its ids LOOKUP_CHUNK at a time (a probe looks up one batch's ids in a big task): every
+    cached id comes back, whichever chunk it falls in, repeated and unknown ids ask for nothing more."""
+    import mmbench.cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "LOOKUP_CHUNK", 3)
+    cache = Cache(tmp_path / "c.sqlite")
+    cache.put_many("m", "t", [(str(i), {"x": i}, 0.1 * i) for i in range(10)])
+    cache.put_many("m", "u", [("1", {"x": -1}, 0.0)])
+    got = cache.get_many("m", "t", ["9", "1", "x", "1", "4", "5", "6", "0", "y"])
+    assert got == {i: ({"x": int(i)}, 0.1 * int(i)) for i in ("9", "1", "4", "5", "6", "0")}
+    assert cache.get_many("m", "t", []) == {} and cache.get_many("m", "u", ["0", "1"]) == {"1": ({"x": -1}, 0.0)}
+    cache.close()
+
+
 def test_builtin_tasks_parse():
     catalog = TaskCatalog()
     assert builtin_task_dir().is_dir()

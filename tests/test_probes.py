@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import numpy as np
 import pytest
@@ -180,6 +181,45 @@ def test_attention_reuses_the_greedy_generation_and_equals_a_fresh_one(tmp_path)
     adapter._generate_ids = lambda *a: calls.append(1) or original(*a)
     reused = adapter.image_attention(prepared, config, token_ids=[g.token_ids for g in generations])
     assert reused == fresh and not calls  # no second generation, the input was not written to
+
+
+def test_probe_reuses_the_wrapped_tasks_cached_answers_and_scores_as_if_it_generated_them(capsys, probe_data,
+                                                                                           tmp_path):
+    """Run after its wrapped task with the same cache, a probe takes that task's answers to the real inputs
+    instead of generating them again (counted in its notes), still measures attention on them, and every value
+    equals a probe that generated everything itself; a batch the cache only partly answers is generated."""
+    import tiny_vlms
+    import torch
+
+    from mmbench.tasks.probe import REUSED
+
+    torch.set_num_threads(1)
+    data, tasks = probe_data
+    folder = tiny_vlms.make_tiny_llava(tmp_path / "m")
+
+    def run(task_list: str, out: str, *extra: str):
+        code = main(["run", "--model", "hf-llava", "--model-args", f"pretrained={folder}", "--tasks", task_list,
+                     "--include-path", str(tasks), "--data-dir", str(data), "--output-dir", str(tmp_path / out),
+                     "--no-progress", "--batch-size", "4", *extra])
+        assert code == 0, capsys.readouterr().err
+        run_dir = sorted(p for p in (tmp_path / out).iterdir() if p.is_dir())[-1]
+        result = next((r for r in RunResult.read(run_dir).results if r.task == "probe:pv"), None)
+        if result is None:
+            return None
+        samples = [json.loads(x) for x in (run_dir / result.files["samples"]).read_text().splitlines()]
+        return {m["name"]: m["value"] for m in result.metrics}, result.notes, samples
+
+    fresh, fresh_notes, fresh_samples = run("probe:pv", "fresh", "--no-cache", "--limit", "8")
+    reused, notes, samples = run("pv,probe:pv", "shared", "--limit", "8")
+    assert f"{REUSED}: 8" in notes and not any(REUSED in n for n in fresh_notes)
+    assert reused == fresh and 0.0 < reused["image_attention_share"] < 1.0
+    assert [s.get("generation") for s in samples] == [s.get("generation") for s in fresh_samples]
+    # the cache lacks one of the wrapped task's 8 answers: the batch of 4 without it is reused, the other generated
+    run("pv", "partly", "--limit", "8")
+    with sqlite3.connect(tmp_path / "partly" / "cache.sqlite") as conn:
+        assert conn.execute("DELETE FROM outputs WHERE item_id = 'c0-0'").rowcount == 1
+    partly, partly_notes, _ = run("probe:pv", "partly", "--limit", "8")
+    assert f"{REUSED}: 4" in partly_notes and partly == fresh
 
 
 def test_both_probes_are_wrapping_tasks_with_one_aggregator():

@@ -48,11 +48,15 @@ class RunContext:
     ``memo(key, compute)``: a value computed once per (model, task) and kept in the per-item cache (a resumed
     run reuses it). ``resources``: run-wide objects every task of the run shares (the Java caption scorer,
     reference features), closed by the runner at the end. ``models``: the extra models the task named in
-    ``needs()`` (role -> loaded object), loaded by the runner on its device and rank."""
+    ``needs()`` (role -> loaded object), loaded by the runner on its device and rank. ``outputs_of(task_fp,
+    ids)``: {id: output} the cache already holds for the same model under another task's fingerprint (a probe
+    reuses its wrapped task's answers to the real inputs); empty without a cache. Call it from ``predict``
+    (the runner's thread), not from ``prepare``."""
 
     memo: Callable[[str, Callable[[], Any]], Any] = field(default=lambda key, compute: compute())
     resources: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict)
+    outputs_of: Callable[[str, list[str]], dict[str, Any]] = field(default=lambda task_fp, ids: {})
 
 
 @dataclass

@@ -59,6 +59,8 @@ TIME_VERDICTS = {"uses-image": "uses-time", "weak": "weak", "collapsed": "static
 MAIN_METRIC = {"vqa": ("vqa_accuracy", 0.0), "captioning": ("CIDEr-D", 0.0), "asr": ("wer", 1.0),
                "multiple-choice": ("mc_accuracy", 0.0), "video-qa": ("exact_match", 0.0)}
 SEP = "|"
+# The event a real-condition output carries when it is the wrapped task's cached output (counted in the notes).
+REUSED = "real-answer-reused-from-wrapped-task"
 CONDITION_TEXT = {
     "real": "the real inputs", "blank": "a flat mid-grey image", "noise": "a noise input (seeded per item)",
     "shuffled": "another scene's image (seeded derangement)", "none": "no image", "silence": "silence of the same "
@@ -242,7 +244,9 @@ class ModalityProbe(WrappingTask):
     def predict(self, model: Any, batch: Batch) -> list[dict]:
         outputs = []
         for cond, part in batch.payload:
-            outs = self.inner.predict(self.model_for(cond, model), part)
+            outs = self.reused(part) if cond == "real" else None
+            if outs is None:
+                outs = self.inner.predict(self.model_for(cond, model), part)
             if cond == "real" and self.config.attention and "attention" not in self.unavailable \
                     and hasattr(model, "image_attention"):
                 try:
@@ -255,6 +259,16 @@ class ModalityProbe(WrappingTask):
                     self.unavailable["attention"] = str(exc)
             outputs += outs
         return outputs
+
+    def reused(self, part: Batch) -> list[dict] | None:
+        """The wrapped task's own outputs for these real items when the cache holds every one (same model, same
+        inputs: generating again would repeat its work), each with a ``REUSED`` event; else None. The attention
+        measure still runs on them, reading their token ids."""
+        ids = [it["_inner"] for it in part.items]
+        known = self.run.outputs_of(self.inner.fingerprint(), ids) if ids else {}
+        if len(known) < len(ids) or not all(isinstance(known[i], dict) for i in ids):
+            return None
+        return [{**known[i], "events": [*known[i].get("events", ()), REUSED]} for i in ids]
 
     def model_for(self, condition: str, model: Any) -> Any:
         """The evaluated model, or for ``llm-base`` the base LLM the runner loaded (``needs()``)."""
