@@ -38,7 +38,8 @@ def one_at_a_time(adapter, data: Path, max_new_tokens: int) -> tuple[float, list
         prompt = f"{row['question']}\nAnswer the question using a single word or phrase."
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
         text = processor.apply_chat_template(messages, add_generation_prompt=True)
-        inputs = processor(images=[Image.open(data / row["image"]).convert("RGB")], text=[text], return_tensors="pt")
+        inputs = processor(images=[Image.open(data / row["image"]).convert("RGB")], text=[text],
+                           return_tensors="pt").to(model.device)
         with torch.inference_mode():
             out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         answers.append(processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip())
@@ -62,7 +63,7 @@ def bare_batched(adapter, data: Path, max_new_tokens: int, batch_size: int = 32)
             {"type": "image"}, {"type": "text", "text": f"{r['question']}\nAnswer the question using a single word or "
                                                          f"phrase."}]}], add_generation_prompt=True) for r in chunk]
         images = [[Image.open(data / r["image"]).convert("RGB")] for r in chunk]
-        inputs = processor(images=images, text=texts, return_tensors="pt", padding=True)
+        inputs = processor(images=images, text=texts, return_tensors="pt", padding=True).to(model.device)
         with torch.inference_mode():
             out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         answers += [a.strip() for a in processor.tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:],
@@ -74,6 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=128)
     ap.add_argument("--model", default="mini-llava")
+    ap.add_argument("--batch-sizes", default="1,8,32", help="mmbench run's batch sizes to measure")
     args = ap.parse_args()
     from mmbench.adapters import load_model
     from mmbench.runner import Runner
@@ -91,11 +93,12 @@ def main() -> None:
         base_s, base_answers = one_at_a_time(adapter, data, 8)
         bare_batched(adapter, data, 8)  # warm-up
         bare_s, bare_answers = bare_batched(adapter, data, 8)
+        device = adapter.model.device
         adapter.close()
         rows = [("one at a time (HF processor + generate)", args.items / base_s, 1.0, True),
                 ("bare batched generate, batch 32 (ceiling)", args.items / bare_s, base_s / bare_s,
                  bare_answers == base_answers)]
-        for bs in (1, 8, 32):
+        for bs in map(int, args.batch_sizes.split(",")):
             opts = RunOptions(batch_size=bs, data_dir=data, output_dir=root / f"bs{bs}", cache=False,
                               show_progress=False)
             run, run_dir = Runner(opts).run(RunSpec(models=(spec,), tasks=(task,), options=opts))
@@ -105,7 +108,8 @@ def main() -> None:
             same = [answers[f"q{i}"] for i in range(args.items)] == base_answers
             ips = result.throughput.items_per_s
             rows.append((f"mmbench run, batch size {bs}", ips, ips * base_s / args.items, same))
-        print(f"VQA throughput, {args.items} questions, {model}, greedy, max 8 new tokens, same process")
+        print(f"VQA throughput, {args.items} questions, {model} on {device}, greedy, max 8 new tokens, "
+              f"same process")
         print(f"{'':42s}{'items/s':>9s}{'ratio':>8s}  same answers")
         for name, ips, ratio, same in rows:
             print(f"{name:42s}{ips:9.1f}{ratio:8.2f}  {same}")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks (tests/test_gpu.py, `pytest -m gpu`) on a fresh CUDA machine with this repository checked out,
-# in under 5 minutes: versions and nvidia-smi first, then what is needed installed, then the tests.
+# in under 5 minutes (versions and nvidia-smi first, then what is needed installed, then the tests), then 4
+# minutes of throughput benchmarks.
 #
 #   bash benchmarks/gpu_check.sh            # from anywhere; exit status = the tests' (0: all passed or skipped)
 #
@@ -12,7 +13,8 @@
 # --no-index first; e.g. on a machine with network:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #       --platform manylinux_2_17_x86_64 -d .whl rapidfuzz
-# Environment: PYTHON (default python3), WHEELS (default ./.whl), GPU_CHECK_BUDGET_S (default 290).
+# Environment: PYTHON (default python3), WHEELS (default ./.whl), GPU_CHECK_BUDGET_S (default 290) for the
+# install and the tests, GPU_CHECK_BENCH_S (default 240; 0 skips them) for the benchmarks after them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -110,5 +112,23 @@ status=0
 timeout --kill-after=10 "$budget" "$PY" -m pytest -m gpu -q -p no:cacheprovider -o addopts="" -rA \
     ${per_test[@]+"${per_test[@]}"} tests/test_gpu.py || status=$?
 [ "$status" -eq 124 ] && echo "gpu_check: the tests ran past ${budget}s and were stopped" >&2
+# Then the throughput numbers of issue 16 on this GPU, in GPU_CHECK_BENCH_S more seconds (default 240; 0 skips
+# them): the input pipeline at 224 px (images/s at 1..N preparation threads and end to end against a DataLoader)
+# and VQA batching (mmbench run against a one-question-at-a-time loop and a bare batched generate). What they
+# print is what to quote; their failures are reported but the exit status stays the tests'.
+BENCH_S=${GPU_CHECK_BENCH_S:-240}
+if [ "$BENCH_S" -gt 0 ]; then
+    echo "== benchmarks (${BENCH_S} s)"
+    BENCH_START=$SECONDS
+    cores=$(nproc 2>/dev/null || echo 4)
+    workers="1,$(( cores / 4 > 1 ? cores / 4 : 2 )),$(( cores / 2 > 2 ? cores / 2 : 3 )),$(( cores > 4 ? cores - 1 : 4 ))"
+    timeout --kill-after=10 $(( BENCH_S * 2 / 3 )) "$PY" benchmarks/bench_input_pipeline.py --device cuda \
+        --images 3000 --width 768 --workers "$workers" --repeats 1 || echo "(bench_input_pipeline: exit $?)"
+    rest=$(( BENCH_S - (SECONDS - BENCH_START) ))
+    if [ "$rest" -gt 30 ]; then
+        timeout --kill-after=10 "$rest" "$PY" benchmarks/bench_vqa_batching.py --items 512 --batch-sizes 1,32,128 \
+            || echo "(bench_vqa_batching: exit $?)"
+    fi
+fi
 echo "== done in $((SECONDS - START)) s, pytest exit $status"
 exit "$status"
