@@ -43,6 +43,26 @@ def vqa_task(root: Path, n: int) -> tuple[Path, Path]:
     return root, tasks
 
 
+def mini_vqa_export(root: Path, n: int | None = None) -> tuple[Path, list[dict]]:
+    """The first ``n`` of mini-vqa's questions written out for loops outside mmbench: ``root/vqa.jsonl`` (id,
+    image file, question, answers) and lossless PNGs (the same pixels the task hands the model). Returns
+    (root, the task's items)."""
+    from mmbench.data.images import load_image
+    from mmbench.tasks.base import TaskContext
+    from mmbench.tasks.catalog import TaskCatalog, build_task
+
+    items = build_task(TaskCatalog().task_spec("mini-vqa"), TaskContext()).items()[:n]
+    (root / "images").mkdir(parents=True)
+    rows = []
+    for it in items:
+        name = f"images/{it['image_id']}.png"
+        if not (root / name).exists():
+            load_image(it["image"]).save(root / name)
+        rows.append({"id": it["id"], "image": name, "question": it["question"], "answers": it["answers"]})
+    (root / "vqa.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n")
+    return root, items
+
+
 def model_spec(args, root: Path) -> tuple[str, str]:
     from mmbench.mini.zoo import model_dir
 
