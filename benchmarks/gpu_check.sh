@@ -126,7 +126,7 @@ if [ "$BENCH_S" -gt 0 ]; then
         --images 3000 --width 768 --workers "$workers" --repeats 1 || echo "(bench_input_pipeline: exit $?)"
     rest=$(( BENCH_S - (SECONDS - BENCH_START) ))
     if [ "$rest" -gt 30 ]; then
-        timeout --kill-after=10 "$rest" "$PY" benchmarks/bench_vqa_batching.py --items 512 --batch-sizes 1,32,128 \
+        timeout --kill-after=10 "$rest" "$PY" benchmarks/bench_vqa_batching.py --items 512 --batch-sizes 1,32,128 --repeats 1 \
             || echo "(bench_vqa_batching: exit $?)"
     fi
 fi
