@@ -139,8 +139,8 @@ def main() -> None:
     print(f"{n} JPEGs 640x480 (mean {size:.0f} KiB) in {SHARDS} wds shards, random open_clip ViT width {args.width} "
           f"at 224 px, fp32, batch {args.batch_size}, torch {torch.__version__}, median of {args.repeats} whole "
           f"commands")
-    print(f"  clip_benchmark {version('clip-benchmark')} eval, --num_workers {args.workers}: {med['clip_benchmark']:6.2f} s "
-          f"(top-1 {peer_top1:.4f})")
+    print(f"  clip_benchmark {version('clip-benchmark')} eval, --num_workers {args.workers}: "
+          f"{med['clip_benchmark']:6.2f} s (top-1 {peer_top1:.4f})")
     print(f"  mmbench run ({basis.split('(', 1)[1].rstrip(')')}): {med['mmbench']:6.2f} s (top-1 {top1:.4f})")
     print(f"  mmbench {med['clip_benchmark'] / med['mmbench']:.2f}x; top-1 equal: {abs(top1 - peer_top1) < 1e-12}")
 
