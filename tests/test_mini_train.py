@@ -3,6 +3,7 @@ their cards' subset scores, batch-size-invariant greedy generation, size budget)
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -243,7 +244,7 @@ def test_blip2_two_stage_experiment_runs_and_keeps_the_stage1_qformer(tmp_path):
 
     out = tmp_path / "two-stage"
     assert blip2_stages.main(["--out", str(out), "--quick"]) == 0
-    result = __import__("json").loads((out / "result.json").read_text())
+    result = json.loads((out / "result.json").read_text())
     assert result["stage1_steps"] == 3 and len(result["stage1_loss"]) == 3 and not result["stage2_trains_qformer"]
     assert set(result["bridge_probe"]["bridge output"]) == {"shape", "colour", "cell"}
     assert result["stage1_loss"][-1] < result["stage1_loss"][0]  # the contrastive loss goes down from the start

@@ -117,8 +117,8 @@ def load_jsonl(cfg: Mapping[str, Any], ctx: DataContext) -> DataSet:
     number). The file is checked in one streaming pass and its records are read back line by line when used
     (mmbench.data.lazy): a manifest larger than memory is never held whole.
     """
-    from mmbench.data.lazy import JsonlLines, LazyRecords
-    from mmbench.files import sha256_file
+    from mmbench.data.lazy import LazyRecords
+    from mmbench.files import JsonlLines, sha256_file
 
     path = resolve_path(_require(cfg, "path", ctx, "jsonl"), ctx, "JSONL manifest")
     if path.is_dir():

@@ -100,9 +100,6 @@ class MotionClip:
     content: str  # the descriptor the hold-out hashes
     render_key: tuple[int, ...]  # seeds the background, colour jitter and noise texture
 
-    def position(self, obj: Mapping[str, Any], k: int) -> tuple[int, int]:
-        return position(obj, k)
-
     def frames(self, indices: Sequence[int] | None = None) -> list[Image.Image]:
         """The rendered RGB frames (all 8, or those at ``indices``); exactly what the clip's file decodes to."""
         return render(self.objects, self.render_key, range(N_FRAMES) if indices is None else indices)

@@ -137,6 +137,7 @@ class ModalityProbe(WrappingTask):
         self.metric, self.worst = (self.config.metric, 0.0) if self.config.metric else MAIN_METRIC[self.inner.kind]
         self.unavailable: dict[str, str] = {}
         self._donors: dict[str, dict] | None = None
+        self.inner_fingerprint = ""  # set by setup(), after the wrapped task's own setup
 
     # -- data: the wrapped task's, each item once per condition -----------------------------------------------
     def items(self) -> list[dict]:
@@ -165,6 +166,7 @@ class ModalityProbe(WrappingTask):
     # -- conditions -------------------------------------------------------------------------------------------
     def setup(self, model: Any, run: RunContext) -> None:
         super().setup(model, run)
+        self.inner_fingerprint = self.inner.fingerprint()  # keys the wrapped task's cached answers (reused)
         if "none" in self.conditions and not self.audio and not self.video:
             try:  # does the model accept a request without an image?
                 req = [GenerationRequest(prompt="Describe this.", images=())]
@@ -265,7 +267,7 @@ class ModalityProbe(WrappingTask):
         inputs: generating again would repeat its work), each with a ``REUSED`` event; else None. The attention
         measure still runs on them, reading their token ids."""
         ids = [it["_inner"] for it in part.items]
-        known = self.run.outputs_of(self.inner.fingerprint(), ids) if ids else {}
+        known = self.run.outputs_of(self.inner_fingerprint, ids) if ids else {}
         if len(known) < len(ids) or not all(isinstance(known[i], dict) for i in ids):
             return None
         return [{**known[i], "events": [*known[i].get("events", ()), REUSED]} for i in ids]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -115,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model.query_tokens.requires_grad_(False)
     model.train()
     bridge = [q for q in blip2.bridge_parameters(model) if q.requires_grad]
-    log = vlm.train_bridge(model, blip2.encoder(processor), examples, pixels, replace(recipe.bridge), args.seed, bridge)
+    log = vlm.train_bridge(model, blip2.encoder(processor), examples, pixels, recipe.bridge, args.seed, bridge)
     common.save_compact(model, processor, args.out)
     model = Blip2ForConditionalGeneration.from_pretrained(args.out, dtype=torch.float32)
     processor = AutoProcessor.from_pretrained(args.out)

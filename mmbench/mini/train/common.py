@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -127,3 +128,11 @@ def loss_curve(losses: Sequence[float], points: int = 10) -> list[float]:
 
 def write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def versions(data: dict[str, str]) -> dict[str, str]:
+    """A card's versions: the generated data's (``data``: name -> generator version), then the libraries'."""
+    import transformers
+
+    return {**data, "transformers": transformers.__version__, "torch": torch.__version__,
+            "python": platform.python_version()}

@@ -8,13 +8,11 @@ as a full run.
 from __future__ import annotations
 
 import argparse
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import transformers
 from transformers import (AutoProcessor, Blip2ForConditionalGeneration, CLIPModel, CLIPProcessor,
                           IdeficsForVisionText2Text, LlamaForCausalLM, LlavaForConditionalGeneration)
 
@@ -123,8 +121,7 @@ def train_zoo(out: Path, names: list[str], seed: int, recipe: ZooRecipe) -> list
 
 
 def _versions() -> dict:
-    return {"mini-shapes": shapes.VERSION, "transformers": transformers.__version__, "torch": torch.__version__,
-            "python": platform.python_version()}
+    return common.versions({"mini-shapes": shapes.VERSION})
 
 
 def _training(log: common.TrainLog, seed: int, data: str, init: str, frozen: str) -> dict:

@@ -23,7 +23,6 @@ model reproduces them through ``mmbench run --model mini-video``.
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -32,7 +31,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import transformers
 from tokenizers import pre_tokenizers
 from transformers import AutoProcessor, LlavaForConditionalGeneration, LlavaProcessor
 
@@ -266,11 +264,6 @@ def runner_scores(folder: Path, tasks: Sequence[str] = TASKS, limit: int | None 
 
 # ------------------------------------------------------------------------------------------------- the card
 
-def _versions() -> dict:
-    return {"mini-motion": motion.VERSION, "mini-shapes": shapes.VERSION, "transformers": transformers.__version__,
-            "torch": torch.__version__, "python": platform.python_version()}
-
-
 def probe_summary(values: dict) -> dict:
     rel = values.get("extra", {}).get("relative_temporal_reliance", {})
     return {"exact_match[" + c + "]": values.get(f"exact_match[{c}]")
@@ -365,7 +358,7 @@ def make_card(folder: Path, recipe: VideoRecipe, seed: int, log: common.TrainLog
         "recipe": asdict(r),
         "notes": CARD_NOTES,
         "usage": CARD_USAGE,
-        "versions": _versions(),
+        "versions": common.versions({"mini-motion": motion.VERSION, "mini-shapes": shapes.VERSION}),
     }
     card["bytes"] = common.folder_bytes(folder)
     return card
